@@ -1,0 +1,64 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Layers (DESIGN.md): C bindings → HostdevCore (pure) → adapters → executables.
+// Each target may depend only on the layers above it.
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "hostdevd",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "hostdevctl", targets: ["hostdevctl"]),
+        .executable(name: "hostdevd", targets: ["hostdevd"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+    ],
+    targets: [
+        // Layer 1: system libraries, each a module map and a shim.
+        .systemLibrary(name: "CLibvirt", pkgConfig: "libvirt", providers: [.apt(["libvirt-dev"])]),
+        .systemLibrary(name: "CUdev", pkgConfig: "libudev", providers: [.apt(["libudev-dev"])]),
+        .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),
+
+        // Layer 2: values and pure logic, no I/O.
+        .target(name: "HostdevCore", swiftSettings: strict),
+
+        // Layer 3: adapters.
+        .target(name: "HostdevSysfs", dependencies: ["HostdevCore"], swiftSettings: strict),
+        .target(name: "HostdevUdev", dependencies: ["HostdevCore", "HostdevSysfs", "CUdev"], swiftSettings: strict),
+        .target(
+            name: "HostdevLibvirt", dependencies: ["HostdevCore", "CLibvirt", "CLibXML2"], swiftSettings: strict),
+
+        // Layer 5: executables (argument parsing and wiring only).
+        .executableTarget(
+            name: "hostdevctl",
+            dependencies: [
+                "HostdevCore", "HostdevSysfs", "HostdevUdev", "HostdevLibvirt",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(name: "hostdevd", dependencies: ["HostdevCore"], swiftSettings: strict),
+        .executableTarget(
+            name: "hostdev-bench", dependencies: ["HostdevCore", "HostdevSysfs", "HostdevTestSupport"],
+            swiftSettings: strict),
+
+        // Test support shared by every test target and the benchmarks.
+        .target(name: "HostdevTestSupport", dependencies: ["HostdevCore", "HostdevSysfs"], swiftSettings: strict),
+
+        .testTarget(name: "HostdevCoreTests", dependencies: ["HostdevCore"], swiftSettings: strict),
+        .testTarget(
+            name: "HostdevSysfsTests", dependencies: ["HostdevCore", "HostdevSysfs", "HostdevTestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "HostdevIntegrationTests",
+            dependencies: [
+                "HostdevCore", "HostdevSysfs", "HostdevUdev", "HostdevLibvirt", "HostdevTestSupport", "hostdevctl",
+            ],
+            swiftSettings: strict),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,200 @@
+/// How `hostdevctl devices` prints an inventory.
+public enum InventoryFormat: String, CaseIterable, Sendable {
+    case tree, table, json
+}
+
+/// Renders an inventory for people (`tree`, `table`) and for tools (`json`,
+/// the VDSM `hostdevListByCaps` shape). Pure: the same inventory always
+/// gives the same bytes.
+public struct InventoryReport: Sendable {
+    public var inventory: Inventory
+    /// Only these capabilities are shown; empty shows all.
+    public var capabilities: Set<DeviceCapability>
+    /// Owning VM per device name (from the manifest/ledger); empty until known.
+    public var owners: [String: String]
+
+    public init(inventory: Inventory, capabilities: Set<DeviceCapability> = [], owners: [String: String] = [:]) {
+        self.inventory = inventory
+        self.capabilities = capabilities
+        self.owners = owners
+    }
+
+    /// The devices shown, in tree order, each with the nearest shown ancestor
+    /// (or `computer`) and its depth under the root.
+    public var rows: [(device: HostDevice, shownParent: String, depth: Int)] {
+        let byName = Dictionary(inventory.devices.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let shown = inventory.devices.filter { capabilities.isEmpty || capabilities.contains($0.capability) }
+        let shownNames = Set(shown.map(\.name))
+        var depthOf: [String: Int] = [:]
+        var rows: [(HostDevice, String, Int)] = []
+        for device in shown {
+            var ancestor = device.parent
+            var visited: Set<String> = [device.name]
+            while ancestor != DeviceNaming.computer, !shownNames.contains(ancestor),
+                let next = byName[ancestor]?.parent, visited.insert(ancestor).inserted
+            {
+                ancestor = next
+            }
+            if !shownNames.contains(ancestor) || ancestor == device.name { ancestor = DeviceNaming.computer }
+            let depth = ancestor == DeviceNaming.computer ? 1 : (depthOf[ancestor] ?? 0) + 1
+            depthOf[device.name] = depth
+            rows.append((device, ancestor, depth))
+        }
+        return rows
+    }
+
+    public func render(_ format: InventoryFormat) -> String {
+        switch format {
+        case .tree: return tree()
+        case .table: return table()
+        case .json: return json().rendered() + "\n"
+        }
+    }
+
+    // MARK: tree
+
+    func tree() -> String {
+        var out = DeviceNaming.computer + "\n"
+        for (device, _, depth) in rows {
+            out += String(repeating: "    ", count: depth) + summary(device) + "\n"
+        }
+        return out
+    }
+
+    /// `pci_0000_01_00_0 [pci] 10de:1b80 NVIDIA Corporation GP104 driver=nvidia iommu_group=1 assignable`
+    func summary(_ device: HostDevice) -> String {
+        var parts = [device.name, "[\(device.capability.rawValue)]"]
+        if let ids = idPair(device) { parts.append(ids) }
+        let label = description(device)
+        if !label.isEmpty { parts.append(label) }
+        parts.append(contentsOf: facts(device))
+        return parts.joined(separator: " ")
+    }
+
+    func idPair(_ device: HostDevice) -> String? {
+        guard let v = device.vendorID, let p = device.productID else { return nil }
+        return bare(v) + ":" + bare(p)
+    }
+
+    func description(_ device: HostDevice) -> String {
+        [device.vendor, device.product].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: " ")
+    }
+
+    func facts(_ device: HostDevice) -> [String] {
+        var facts: [String] = []
+        if let driver = device.driver { facts.append("driver=\(driver)") }
+        if let pci = device.pci {
+            if let group = pci.iommuGroup { facts.append("iommu_group=\(group)") }
+            if pci.isBridge { facts.append("bridge") }
+            if let sriov = pci.sriov { facts.append("vfs=\(sriov.numVFs)/\(sriov.totalVFs)") }
+            if let pf = pci.physicalFunction { facts.append("physfn=\(pf)") }
+            if pci.bootVGA == true { facts.append("boot_vga") }
+        }
+        if let usb = device.usb, let bus = usb.bus, let dev = usb.device { facts.append("bus=\(bus) device=\(dev)") }
+        if let net = device.net { facts.append("interface=\(net.interface)") }
+        if let node = device.deviceNode { facts.append(node) }
+        if device.isAssignable { facts.append("assignable") }
+        if let vm = owners[device.name] { facts.append("vm=\(vm)") }
+        return facts
+    }
+
+    // MARK: table
+
+    func table() -> String {
+        let header = ["NAME", "CAPABILITY", "PARENT", "DRIVER", "IOMMU", "IDS", "ASSIGNABLE", "VM", "DESCRIPTION"]
+        var lines = [header]
+        for (device, parent, _) in rows {
+            lines.append([
+                device.name, device.capability.rawValue, parent, device.driver ?? "-",
+                device.pci?.iommuGroup.map(String.init) ?? "-", idPair(device) ?? "-",
+                device.isAssignable ? "yes" : "no", owners[device.name] ?? "-",
+                description(device),
+            ])
+        }
+        return alignColumns(lines)
+    }
+
+    // MARK: json
+
+    /// `{"pci_0000_01_00_0": {"params": {...}, "vmId": ""}}` — VDSM's shape, extended.
+    public func json() -> JSONText {
+        .object(rows.map { row in (row.device.name, .object([("params", params(row.device)), ("vmId", .string(owners[row.device.name] ?? ""))])) })
+    }
+
+    func params(_ device: HostDevice) -> JSONText {
+        var p: [(String, JSONText)] = [("capability", .string(device.capability.rawValue)), ("parent", .string(device.parent))]
+        func add(_ key: String, _ value: String?) { if let value { p.append((key, .string(value))) } }
+        func add(_ key: String, number value: Int?) { if let value { p.append((key, .number(value))) } }
+        let named = device.capability == .pci || device.capability == .usbDevice
+        add("vendor", device.vendor ?? (named ? "" : nil))
+        add("vendor_id", device.vendorID)
+        add("product", device.product ?? (named ? "" : nil))
+        add("product_id", device.productID)
+        add("iommu_group", device.pci?.iommuGroup.map(String.init))
+        add("driver", device.driver)
+        if let pci = device.pci {
+            add("address", pci.address.description)
+            add("class", pci.classCode.map { "0x" + hex($0, 6) })
+            add("subsystem_vendor_id", pci.subsystemVendorID)
+            add("subsystem_product_id", pci.subsystemID)
+            if let sriov = pci.sriov {
+                add("totalvfs", number: sriov.totalVFs)
+                add("numvfs", number: sriov.numVFs)
+                if !sriov.virtualFunctions.isEmpty {
+                    p.append(("virtfns", .array(sriov.virtualFunctions.map { .string($0.nodeDeviceName) })))
+                }
+            }
+            add("physfn", pci.physicalFunction?.nodeDeviceName)
+            if let bootVGA = pci.bootVGA { p.append(("boot_vga", .bool(bootVGA))) }
+            p.append(("bridge", .bool(pci.isBridge)))
+            add("numa_node", pci.numaNode.map(String.init))
+        }
+        if let usb = device.usb {
+            add("bus", number: usb.bus)
+            add("device", number: usb.device)
+            add("interface_number", number: usb.interfaceNumber)
+            add("interface_class", usb.interfaceClass.map { "0x" + hex($0, 2) })
+            add("interface_subclass", usb.interfaceSubclass.map { "0x" + hex($0, 2) })
+            add("interface_protocol", usb.interfaceProtocol.map { "0x" + hex($0, 2) })
+        }
+        if let net = device.net {
+            add("interface", net.interface)
+            add("mac", net.macAddress)
+            add("operstate", net.isUp.map { $0 ? "up" : "down" })
+        }
+        if let scsi = device.scsi {
+            add("host", number: scsi.host)
+            add("bus", number: scsi.bus)
+            add("target", number: scsi.target)
+            add("lun", number: scsi.lun)
+            add("type", scsi.type)
+        }
+        add(device.capability == .storage ? "block" : "char", device.deviceNode)
+        add("serial", device.serial)
+        add("sysfs_path", device.sysfsPath)
+        p.append(("is_assignable", .bool(device.isAssignable)))
+        return .object(p)
+    }
+
+    func bare(_ id: String) -> String { id.hasPrefix("0x") ? String(id.dropFirst(2)) : id }
+}
+
+/// Left-aligned columns separated by two spaces; the last column is not padded.
+public func alignColumns(_ lines: [[String]]) -> String {
+    guard let width = lines.map(\.count).max() else { return "" }
+    var widths = [Int](repeating: 0, count: width)
+    for line in lines { for (i, cell) in line.enumerated() { widths[i] = max(widths[i], cell.count) } }
+    return lines.map { line in
+        line.enumerated().map { i, cell in
+            i == line.count - 1 ? cell : cell + String(repeating: " ", count: widths[i] - cell.count)
+        }.joined(separator: "  ").trimmingTrailingSpaces
+    }.joined(separator: "\n") + "\n"
+}
+
+extension String {
+    var trimmingTrailingSpaces: String {
+        var s = Substring(self)
+        while s.last == " " { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,251 @@
+public import HostdevCore
+
+/// Turns enumerated devices into an `Inventory` by reading their sysfs
+/// attributes under a root. Every attribute is optional: what cannot be
+/// read leaves its field empty and the device still listed.
+public struct InventoryReader: Sendable {
+    public let root: SysfsRoot
+    public let names: DeviceNameDatabase
+
+    public init(root: SysfsRoot, names: DeviceNameDatabase = DeviceNameDatabase()) {
+        self.root = root
+        self.names = names
+    }
+
+    /// Walks `root` itself: the `--sysfs-root` path.
+    public func read() throws -> Inventory {
+        try read(SysfsEnumerator(root: root).records())
+    }
+
+    public func read(_ records: [DeviceRecord]) -> Inventory {
+        var devices: [HostDevice] = []
+        var devpaths: [String] = []
+        var seen = Set<String>()
+        devices.reserveCapacity(records.count)
+        for record in records where !record.isVirtual && seen.insert(record.devpath).inserted {
+            if let device = describe(record) {
+                devices.append(device)
+                devpaths.append(record.devpath)
+            }
+        }
+        assignParents(&devices, devpaths: devpaths)
+        assignNames(&devices)
+        let groups = iommuGroups(devices)
+        return Inventory(devices: devices, iommuGroups: groups, iommuEnabled: !groups.isEmpty)
+    }
+
+    // MARK: one device
+
+    func describe(_ record: DeviceRecord) -> HostDevice? {
+        guard let dir = root.directory(record.syspath) else {
+            // A dangling link: the device is named but its directory is gone.
+            // List what the name alone tells.
+            return record.subsystem == "pci"
+                ? PCIAddress(record.sysname).map {
+                    HostDevice(name: $0.nodeDeviceName, capability: .pci, sysfsPath: record.syspath, pci: PCIFunction(address: $0))
+                } : nil
+        }
+        var device: HostDevice
+        switch record.subsystem {
+        case "pci":
+            guard let address = PCIAddress(record.sysname) else { return nil }
+            device = HostDevice(name: address.nodeDeviceName, capability: .pci)
+            device.vendorID = dir.read("vendor")
+            device.productID = dir.read("device")
+            device.pci = PCIFunction(
+                address: address,
+                classCode: dir.read("class").flatMap { UInt32(hexText: $0) },
+                subsystemVendorID: dir.read("subsystem_vendor"),
+                subsystemID: dir.read("subsystem_device"),
+                iommuGroup: dir.linkName("iommu_group").flatMap { Int($0) },
+                sriov: sriov(dir),
+                physicalFunction: dir.linkName("physfn").flatMap { PCIAddress($0) },
+                bootVGA: dir.read("boot_vga").map { $0 == "1" },
+                numaNode: dir.read("numa_node").flatMap { Int($0) }.flatMap { $0 < 0 ? nil : $0 })
+        case "usb":
+            let devtype = record.devtype ?? (record.sysname.contains(":") ? "usb_interface" : "usb_device")
+            let name = DeviceNaming.libvirtName(subsystem: "usb", sysname: record.sysname)
+            if devtype == "usb_interface" {
+                device = HostDevice(name: name, capability: .usbInterface)
+                device.usb = USBInfo(
+                    interfaceNumber: dir.read("bInterfaceNumber").flatMap { Int($0, radix: 16) },
+                    interfaceClass: dir.read("bInterfaceClass").flatMap { Int($0, radix: 16) },
+                    interfaceSubclass: dir.read("bInterfaceSubClass").flatMap { Int($0, radix: 16) },
+                    interfaceProtocol: dir.read("bInterfaceProtocol").flatMap { Int($0, radix: 16) })
+            } else {
+                device = HostDevice(name: name, capability: .usbDevice)
+                device.vendorID = dir.read("idVendor").map { "0x" + $0 }
+                device.productID = dir.read("idProduct").map { "0x" + $0 }
+                device.vendor = dir.read("manufacturer")
+                device.product = dir.read("product")
+                device.serial = dir.read("serial")
+                device.usb = USBInfo(
+                    bus: dir.read("busnum").flatMap { Int($0) }, device: dir.read("devnum").flatMap { Int($0) },
+                    isRootHub: record.sysname.hasPrefix("usb"))
+            }
+        case "scsi":
+            let devtype = record.devtype ?? Self.scsiDevtype(record.sysname)
+            let numbers = Self.scsiNumbers(record.sysname)
+            switch devtype {
+            case "scsi_host":
+                device = HostDevice(name: DeviceNaming.scsiName(sysname: record.sysname), capability: .scsiHost)
+                device.scsi = SCSIInfo(host: numbers.first)
+            case "scsi_target":
+                device = HostDevice(name: DeviceNaming.scsiName(sysname: record.sysname), capability: .scsiTarget)
+                device.scsi = SCSIInfo(host: numbers[safe: 0], bus: numbers[safe: 1], target: numbers[safe: 2])
+            case "scsi_device":
+                device = HostDevice(
+                    name: DeviceNaming.libvirtName(subsystem: "scsi", sysname: record.sysname), capability: .scsi)
+                device.vendor = dir.read("vendor")
+                device.product = dir.read("model")
+                device.scsi = SCSIInfo(
+                    host: numbers[safe: 0], bus: numbers[safe: 1], target: numbers[safe: 2], lun: numbers[safe: 3],
+                    type: dir.read("type").flatMap { Int($0) }.map(Self.scsiTypeName))
+            default: return nil
+            }
+        case "scsi_generic":
+            device = HostDevice(
+                name: DeviceNaming.libvirtName(subsystem: "scsi_generic", sysname: record.sysname),
+                capability: .scsiGeneric, deviceNode: Self.deviceNode(record))
+        case "net":
+            let mac = dir.read("address")
+            device = HostDevice(
+                name: DeviceNaming.libvirtName(subsystem: "net", sysname: record.sysname, suffix: mac),
+                capability: .net)
+            device.net = NetInfo(
+                interface: record.sysname, macAddress: mac, isUp: dir.read("operstate").map { $0 == "up" })
+        case "block":
+            let devtype = record.devtype ?? (dir.has("partition") ? "partition" : "disk")
+            guard devtype == "disk" else { return nil }
+            let serial = record.properties["ID_SERIAL"] ?? root.read(record.syspath + "/device/serial")
+            device = HostDevice(
+                name: DeviceNaming.libvirtName(subsystem: "block", sysname: record.sysname, suffix: serial),
+                capability: .storage, deviceNode: Self.deviceNode(record),
+                serial: serial)
+            device.vendor = root.read(record.syspath + "/device/vendor")?.trimmingSpaces
+            device.product = root.read(record.syspath + "/device/model")?.trimmingSpaces
+        default:
+            return nil
+        }
+        device.sysfsPath = record.syspath
+        device.driver = dir.linkName("driver")
+        if device.capability == .pci || device.capability == .usbDevice {
+            device.vendor = device.vendor ?? record.properties["ID_VENDOR_FROM_DATABASE"]
+            device.product = device.product ?? record.properties["ID_MODEL_FROM_DATABASE"]
+        }
+        return device
+    }
+
+    func sriov(_ dir: borrowing SysfsRoot.Directory) -> SRIOV? {
+        guard let total = dir.read("sriov_totalvfs").flatMap({ Int($0) }) else { return nil }
+        let vfs = dir.entries.filter { $0.hasPrefix("virtfn") }
+            .sorted { (Int($0.dropFirst(6)) ?? 0) < (Int($1.dropFirst(6)) ?? 0) }
+            .compactMap { dir.linkName($0).flatMap { PCIAddress($0) } }
+        return SRIOV(totalVFs: total, numVFs: dir.read("sriov_numvfs").flatMap { Int($0) } ?? 0, virtualFunctions: vfs)
+    }
+
+    // MARK: tree, names, groups
+
+    /// Each device's parent is its nearest ancestor directory that is itself
+    /// a listed device (libvirt's rule), else `computer`.
+    func assignParents(_ devices: inout [HostDevice], devpaths: [String]) {
+        let nameOf = Dictionary(zip(devpaths, devices.map(\.name)), uniquingKeysWith: { a, _ in a })
+        for i in devices.indices {
+            var path = SysfsPath.parent(devpaths[i])
+            while path.count > 1 {
+                if let parent = nameOf[path] {
+                    devices[i].parent = parent
+                    break
+                }
+                path = SysfsPath.parent(path)
+            }
+        }
+    }
+
+    func assignNames(_ devices: inout [HostDevice]) {
+        for (capability, file) in [(DeviceCapability.pci, "pci.ids"), (.usbDevice, "usb.ids")] {
+            let wanting = devices.indices.filter {
+                devices[$0].capability == capability && (devices[$0].vendor == nil || devices[$0].product == nil)
+            }
+            let vendors = Set(wanting.compactMap { devices[$0].vendorID.flatMap { UInt16(hexText: $0) } })
+            let table = names.names(in: file, vendors: vendors)
+            for i in wanting {
+                guard let vendor = devices[i].vendorID.flatMap({ UInt16(hexText: $0) }) else { continue }
+                devices[i].vendor = devices[i].vendor ?? table.vendor(vendor)
+                if let product = devices[i].productID.flatMap({ UInt16(hexText: $0) }) {
+                    devices[i].product = devices[i].product ?? table.product(vendor, product)
+                }
+            }
+        }
+    }
+
+    /// Groups as `/sys/kernel/iommu_groups` lists them, joined with each
+    /// device's own `iommu_group` link (either may be missing on odd trees).
+    func iommuGroups(_ devices: [HostDevice]) -> [IOMMUGroup] {
+        var members: [Int: Set<PCIAddress>] = [:]
+        for entry in root.list("/sys/kernel/iommu_groups") ?? [] {
+            guard let number = Int(entry) else { continue }
+            let listed = root.list("/sys/kernel/iommu_groups/\(entry)/devices") ?? []
+            members[number, default: []].formUnion(listed.compactMap { PCIAddress($0) })
+        }
+        for device in devices {
+            if let pci = device.pci, let group = pci.iommuGroup { members[group, default: []].insert(pci.address) }
+        }
+        return members.map { IOMMUGroup(number: $0.key, members: Array($0.value)) }
+    }
+
+    /// udev's `DEVNAME` is a full path, the kernel's uevent a bare name.
+    static func deviceNode(_ record: DeviceRecord) -> String {
+        let name = record.properties["DEVNAME"] ?? record.sysname
+        return name.hasPrefix("/") ? name : "/dev/" + name
+    }
+
+    // MARK: SCSI names
+
+    static func scsiDevtype(_ sysname: String) -> String {
+        if sysname.hasPrefix("host") { return "scsi_host" }
+        if sysname.hasPrefix("target") { return "scsi_target" }
+        return "scsi_device"
+    }
+
+    /// `host0` → [0]; `target0:0:1` → [0, 0, 1]; `0:0:1:0` → [0, 0, 1, 0].
+    static func scsiNumbers(_ sysname: String) -> [Int] {
+        let digits = sysname.drop { !$0.isNumber }
+        return digits.split(separator: ":").compactMap { Int($0) }
+    }
+
+    /// SCSI peripheral device types as libvirt names them.
+    static func scsiTypeName(_ type: Int) -> String {
+        switch type {
+        case 0: return "disk"
+        case 1: return "tape"
+        case 4: return "worm"
+        case 5: return "cdrom"
+        case 7: return "optical"
+        case 8: return "changer"
+        case 12: return "raid"
+        case 13: return "enclosure"
+        default: return "type\(type)"
+        }
+    }
+}
+
+extension Array {
+    subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
+}
+
+extension String {
+    var trimmingSpaces: String {
+        var s = Substring(self)
+        while s.first == " " { s.removeFirst() }
+        while s.last == " " { s.removeLast() }
+        return String(s)
+    }
+}
+
+extension FixedWidthInteger {
+    /// `0x10de`, `10de` → 0x10de.
+    init?(hexText: String) {
+        self.init(hexText.hasPrefix("0x") || hexText.hasPrefix("0X") ? String(hexText.dropFirst(2)) : hexText, radix: 16)
+    }
+}

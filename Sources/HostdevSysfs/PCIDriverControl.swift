@@ -1,0 +1,70 @@
+public import HostdevCore
+
+/// Moves one PCI function between drivers the way driverctl and libvirt do:
+/// per-device `driver_override` (never `new_id`, which grabs every device with
+/// the same IDs), `unbind`, `drivers_probe`, then reads the `driver` link back.
+public struct PCIDriverControl: Sendable {
+    public let root: SysfsRoot
+    public let writer: any SysfsWriter
+
+    public init(root: SysfsRoot, writer: (any SysfsWriter)? = nil) {
+        self.root = root
+        self.writer = writer ?? KernelSysfsWriter(root: root)
+    }
+
+    func devicePath(_ address: PCIAddress) -> String { "/sys/bus/pci/devices/\(address)" }
+
+    /// The driver the function is bound to now; nil when unbound.
+    public func driver(of address: PCIAddress) -> String? { root.linkName(devicePath(address) + "/driver") }
+
+    /// Binds `address` to `driver` (`vfio-pci`) and confirms it; returns the
+    /// driver it had before. On failure it tries to put the device back on
+    /// that driver, so no device is left without one.
+    @discardableResult
+    public func bind(_ address: PCIAddress, to driver: String) throws(SysfsError) -> String? {
+        let path = devicePath(address)
+        guard root.directory(path) != nil else { throw SysfsError(.open, path: root.hostPath(path), errno: ENOENT) }
+        let previous = self.driver(of: address)
+        if previous == driver { return previous }
+        do {
+            try writer.write(driver, to: path + "/driver_override")
+            if previous != nil { try writer.write(address.description, to: path + "/driver/unbind") }
+            try writer.write(address.description, to: "/sys/bus/pci/drivers_probe")
+            try confirm(address, isOn: driver)
+        } catch {
+            try? restore(address, to: previous)
+            throw error
+        }
+        return previous
+    }
+
+    /// Returns `address` to `original` (or, when nil, to whatever driver the
+    /// kernel matches), clearing the override first so the host driver may bind.
+    public func restore(_ address: PCIAddress, to original: String?) throws(SysfsError) {
+        let path = devicePath(address)
+        try writer.write("\n", to: path + "/driver_override")
+        let current = self.driver(of: address)
+        if current == original && current != nil { return }
+        if current != nil { try writer.write(address.description, to: path + "/driver/unbind") }
+        if let original {
+            try writer.write(address.description, to: "/sys/bus/pci/drivers/\(original)/bind")
+            try confirm(address, isOn: original)
+        } else {
+            try writer.write(address.description, to: "/sys/bus/pci/drivers_probe")
+        }
+    }
+
+    func confirm(_ address: PCIAddress, isOn expected: String) throws(SysfsError) {
+        let actual = driver(of: address)
+        guard actual == expected else {
+            throw SysfsError(
+                .verify, path: root.hostPath(devicePath(address) + "/driver"), errno: 0,
+                detail: "\(address) is on \(actual ?? "no driver") after probing, expected \(expected)"
+                    + (expected == "vfio-pci" ? "; is the vfio-pci module loaded (modprobe vfio-pci)?" : ""))
+        }
+    }
+}
+
+#if canImport(Glibc)
+    import Glibc
+#endif

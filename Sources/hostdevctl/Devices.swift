@@ -1,0 +1,98 @@
+import ArgumentParser
+import HostdevCore
+import HostdevLibvirt
+import HostdevSysfs
+import HostdevUdev
+
+extension InventoryFormat: ExpressibleByArgument {}
+
+enum InventorySource: String, CaseIterable, ExpressibleByArgument {
+    case udev, libvirt
+}
+
+struct Devices: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the host's devices as a tree, a table or VDSM-style JSON.",
+        discussion: """
+            Sources: udev (default) enumerates with libudev on the live host, or walks the \
+            tree under --sysfs-root when one is given (libudev cannot be pointed elsewhere); \
+            libvirt lists libvirt's node devices through --connect (any URI, including \
+            test:///ABSOLUTE/PATH.xml with a custom node file).
+            Capabilities: \(DeviceCapability.allCases.map(\.rawValue).joined(separator: ", ")).
+            """)
+
+    @OptionGroup var host: HostOptions
+
+    @Option(
+        help: ArgumentHelp("Only these capabilities, comma-separated; others are skipped and matches hang under their nearest shown ancestor.", valueName: "caps"))
+    var caps: String?
+
+    @Option(help: "Output format: \(InventoryFormat.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var format: InventoryFormat = .tree
+
+    @Option(help: "Where to read devices from: \(InventorySource.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var source: InventorySource = .udev
+
+    func validate() throws {
+        _ = try capabilities()
+    }
+
+    func capabilities() throws -> Set<DeviceCapability> {
+        guard let caps else { return [] }
+        var result = Set<DeviceCapability>()
+        for name in caps.split(separator: ",").map({ $0.trimmingCharacters(in: " ") }) where !name.isEmpty {
+            guard let capability = DeviceCapability(rawValue: name) else {
+                throw ValidationError(
+                    "unknown capability '\(name)'; use one or more of: \(DeviceCapability.allCases.map(\.rawValue).joined(separator: ","))")
+            }
+            result.insert(capability)
+        }
+        return result
+    }
+
+    func run() throws {
+        let inventory: Inventory
+        do {
+            inventory = try readInventory(source: source, host: host)
+        } catch {
+            throw fail(error)
+        }
+        if !inventory.iommuEnabled {
+            printError(
+                source == .libvirt
+                    ? "note: IOMMU is not enabled: no node device on \(host.connect) reports an IOMMU group, so no PCI device is assignable."
+                    : "note: IOMMU is not enabled on this host: /sys/kernel/iommu_groups is empty, so no PCI device is assignable. Enable VT-d/AMD-Vi in firmware and boot with intel_iommu=on (Intel) or amd_iommu=on (AMD)."
+            )
+        }
+        emit(InventoryReport(inventory: inventory, capabilities: try capabilities()).render(format))
+    }
+}
+
+/// The inventory from the chosen source; the one place the CLI picks an adapter.
+func readInventory(source: InventorySource, host: HostOptions) throws -> Inventory {
+    switch source {
+    case .libvirt:
+        return try NodeDeviceInventory().read(LibvirtConnection(uri: host.connect, readOnly: true))
+    case .udev:
+        let root = SysfsRoot(host.sysfsRoot)
+        let reader = InventoryReader(root: root)
+        if root.path == "/" {
+            guard root.exists else { throw Failure(SysfsError(.open, path: "/sys", errno: ENOENT, detail: "sysfs is not mounted")) }
+            return reader.read(try UdevEnumerator().records())
+        }
+        return try reader.read()
+    }
+}
+
+extension Substring {
+    func trimmingCharacters(in set: String) -> String {
+        var s = self
+        while let c = s.first, set.contains(c) { s.removeFirst() }
+        while let c = s.last, set.contains(c) { s.removeLast() }
+        return String(s)
+    }
+}
+
+#if canImport(Glibc)
+    import Glibc
+#endif
