@@ -1,0 +1,124 @@
+import HostdevCore
+import Testing
+
+/// A small tree: a root port with a GPU (two functions), a SATA controller
+/// with a disk chain, a USB controller with a hub and a device.
+func sampleInventory() -> Inventory {
+    let gpu = PCIAddress("0000:01:00.0")!
+    let audio = PCIAddress("0000:01:00.1")!
+    let port = PCIAddress("0000:00:01.0")!
+    return Inventory(
+        devices: [
+            HostDevice(
+                name: gpu.nodeDeviceName, capability: .pci, parent: port.nodeDeviceName, driver: "nouveau",
+                vendorID: "0x10de", productID: "0x1b80", vendor: "NVIDIA Corporation", product: "GP104 [GeForce GTX 1080]",
+                pci: PCIFunction(address: gpu, classCode: 0x030000, iommuGroup: 1, bootVGA: false, numaNode: 0)),
+            HostDevice(
+                name: audio.nodeDeviceName, capability: .pci, parent: port.nodeDeviceName, driver: "snd_hda_intel",
+                vendorID: "0x10de", productID: "0x10f0", pci: PCIFunction(address: audio, classCode: 0x040300, iommuGroup: 1)),
+            HostDevice(
+                name: port.nodeDeviceName, capability: .pci, driver: "pcieport", vendorID: "0x8086", productID: "0x1901",
+                pci: PCIFunction(address: port, classCode: 0x060400, iommuGroup: 1)),
+            HostDevice(name: "scsi_host0", capability: .scsiHost, parent: "pci_0000_00_17_0", scsi: SCSIInfo(host: 0)),
+            HostDevice(name: "scsi_target0_0_0", capability: .scsiTarget, parent: "scsi_host0"),
+            HostDevice(name: "scsi_0_0_0_0", capability: .scsi, parent: "scsi_target0_0_0"),
+            HostDevice(name: "block_sda", capability: .storage, parent: "scsi_0_0_0_0", deviceNode: "/dev/sda"),
+            HostDevice(
+                name: "pci_0000_00_17_0", capability: .pci, driver: "ahci",
+                pci: PCIFunction(address: PCIAddress("0000:00:17.0")!, classCode: 0x010601, iommuGroup: 4)),
+            HostDevice(name: "usb_usb1", capability: .usbDevice, parent: "pci_0000_00_14_0", usb: USBInfo(bus: 1, device: 1, isRootHub: true)),
+            HostDevice(
+                name: "usb_1_4", capability: .usbDevice, parent: "usb_usb1", vendorID: "0x046d", productID: "0xc52b",
+                vendor: "Logitech, Inc.", product: "Unifying \"Receiver\"", usb: USBInfo(bus: 1, device: 4)),
+        ],
+        iommuGroups: [IOMMUGroup(number: 1, members: [gpu, audio, port])])
+}
+
+@Suite struct InventoryReportTests {
+    @Test func treeIndentsChildrenUnderParents() {
+        let tree = InventoryReport(inventory: sampleInventory()).render(.tree)
+        let lines = tree.split(separator: "\n").map(String.init)
+        #expect(lines.first == "computer")
+        // Parents come first; children are one level (4 spaces) deeper.
+        #expect(lines.contains { $0.hasPrefix("    pci_0000_00_01_0 [pci] 8086:1901 ") })
+        #expect(lines.contains { $0.hasPrefix("        pci_0000_01_00_0 [pci] 10de:1b80 NVIDIA Corporation GP104 [GeForce GTX 1080] driver=nouveau iommu_group=1 assignable") })
+        // computer → pci → scsi_host → target → scsi → block: depth 5.
+        #expect(lines.contains("                    block_sda [storage] /dev/sda"))
+        // The USB hub hangs at the root: its parent controller is not listed.
+        #expect(lines.contains("    usb_usb1 [usb_device] bus=1 device=1"))
+        #expect(lines.contains { $0.hasPrefix("        usb_1_4 [usb_device] 046d:c52b") && $0.hasSuffix("assignable") })
+    }
+
+    @Test func capabilityFilterHangsMatchesUnderNearestShownAncestor() {
+        let report = InventoryReport(inventory: sampleInventory(), capabilities: [.pci, .storage])
+        let rows = report.rows.map { ($0.device.name, $0.shownParent, $0.depth) }
+        #expect(rows.contains { $0 == ("block_sda", "pci_0000_00_17_0", 2) })
+        #expect(rows.contains { $0 == ("pci_0000_01_00_0", "pci_0000_00_01_0", 2) })
+        #expect(!rows.contains { $0.0.hasPrefix("scsi") || $0.0.hasPrefix("usb") })
+        let tree = report.render(.tree)
+        #expect(tree.contains("\n        block_sda [storage] /dev/sda\n"))
+    }
+
+    @Test func jsonHasVDSMShape() {
+        let json = InventoryReport(inventory: sampleInventory(), capabilities: [.pci]).render(.json)
+        #expect(json.hasPrefix("{\n  \"pci_0000_00_01_0\": {\n    \"params\": {\n      \"capability\": \"pci\",\n      \"parent\": \"computer\","))
+        #expect(json.contains("\"iommu_group\": \"1\""))
+        #expect(json.contains("\"vendor_id\": \"0x10de\""))
+        #expect(json.contains("\"class\": \"0x030000\""))
+        #expect(json.contains("\"vmId\": \"\""))
+        #expect(json.contains("\"is_assignable\": true"))
+        #expect(!json.contains("scsi_host0"))
+    }
+
+    @Test func jsonEscapesStringsAndShowsOwners() {
+        let report = InventoryReport(
+            inventory: sampleInventory(), capabilities: [.usbDevice], owners: ["usb_1_4": "win11"])
+        let json = report.render(.json)
+        #expect(json.contains("\"product\": \"Unifying \\\"Receiver\\\"\""))
+        #expect(json.contains("\"vmId\": \"win11\""))
+        // A root hub is never assignable; a device behind it is.
+        #expect(json.contains("\"usb_usb1\": {\n    \"params\": {\n      \"capability\": \"usb_device\",\n      \"parent\": \"pci_0000_00_14_0\",\n      \"vendor\": \"\","))
+    }
+
+    @Test func tableAlignsColumns() {
+        let table = InventoryReport(inventory: sampleInventory(), capabilities: [.pci]).render(.table)
+        let lines = table.split(separator: "\n").map(String.init)
+        #expect(lines[0].hasPrefix("NAME              CAPABILITY  PARENT            DRIVER"))
+        let column = lines[0].distance(from: lines[0].startIndex, to: lines[0].firstRange(of: "DRIVER")!.lowerBound)
+        for line in lines.dropFirst() {
+            #expect(line.count > column)
+            #expect(line[line.index(line.startIndex, offsetBy: column - 2)..<line.index(line.startIndex, offsetBy: column)] == "  ")
+            #expect(!line.hasSuffix(" "))
+        }
+        #expect(lines.count == 5)
+    }
+
+    @Test func treeOrderSurvivesMissingParentsAndCycles() {
+        let inventory = Inventory(devices: [
+            HostDevice(name: "b", capability: .net, parent: "a"),
+            HostDevice(name: "a", capability: .net, parent: "b"),
+            HostDevice(name: "orphan", capability: .net, parent: "gone"),
+        ])
+        #expect(Set(inventory.devices.map(\.name)) == ["a", "b", "orphan"])
+        #expect(InventoryReport(inventory: inventory).rows.count == 3)
+    }
+}
+
+@Suite struct AssignabilityTests {
+    @Test(arguments: [
+        (PCIFunction(address: PCIAddress("0000:01:00.0")!, classCode: 0x030000, iommuGroup: 1), true),
+        (PCIFunction(address: PCIAddress("0000:01:00.0")!, classCode: 0x030000, iommuGroup: nil), false),
+        (PCIFunction(address: PCIAddress("0000:00:01.0")!, classCode: 0x060400, iommuGroup: 1), false),
+        (PCIFunction(address: PCIAddress("0000:00:00.0")!, classCode: 0x060000, iommuGroup: 0), false),
+    ])
+    func pci(function: PCIFunction, assignable: Bool) {
+        #expect(HostDevice(name: "x", capability: .pci, pci: function).isAssignable == assignable)
+    }
+
+    @Test func usbAndOthers() {
+        #expect(HostDevice(name: "u", capability: .usbDevice, usb: USBInfo(bus: 1, device: 4)).isAssignable)
+        #expect(!HostDevice(name: "u", capability: .usbDevice, usb: USBInfo(bus: 1, device: 1, isRootHub: true)).isAssignable)
+        #expect(!HostDevice(name: "n", capability: .net).isAssignable)
+        #expect(!HostDevice(name: "s", capability: .storage).isAssignable)
+    }
+}
