@@ -32,27 +32,34 @@ public struct Inventory: Sendable, Equatable, Codable {
 
     /// Depth-first order from `computer`: parents before children, siblings
     /// by name. Devices whose parent is not in the list hang off the root.
+    /// Works on indices: a large host's devices are copied once, at the end.
     static func treeOrder(_ devices: [HostDevice]) -> [HostDevice] {
-        let names = Set(devices.map(\.name))
-        var children: [String: [HostDevice]] = [:]
-        for device in devices {
-            let parent = names.contains(device.parent) && device.parent != device.name
-                ? device.parent : DeviceNaming.computer
-            children[parent, default: []].append(device)
+        var indexOf: [String: Int] = [:]
+        indexOf.reserveCapacity(devices.count)
+        for (i, device) in devices.enumerated() { indexOf[device.name] = indexOf[device.name] ?? i }
+        var roots: [Int] = []
+        var children: [Int: [Int]] = [:]
+        for (i, device) in devices.enumerated() {
+            if let parent = indexOf[device.parent], parent != i {
+                children[parent, default: []].append(i)
+            } else {
+                roots.append(i)
+            }
         }
-        for key in children.keys { children[key]!.sort { $0.name < $1.name } }
-        var ordered: [HostDevice] = []
-        ordered.reserveCapacity(devices.count)
-        var stack: [HostDevice] = (children[DeviceNaming.computer] ?? []).reversed()
-        var seen = Set<String>()
-        while let device = stack.popLast() {
-            guard seen.insert(device.name).inserted else { continue }
-            ordered.append(device)
-            stack.append(contentsOf: (children[device.name] ?? []).reversed())
+        let byName = { (a: Int, b: Int) in devices[a].name < devices[b].name }
+        var order: [Int] = []
+        order.reserveCapacity(devices.count)
+        var seen = [Bool](repeating: false, count: devices.count)
+        var stack = roots.sorted(by: byName).reversed() as [Int]
+        while let i = stack.popLast() {
+            guard !seen[i] else { continue }
+            seen[i] = true
+            order.append(i)
+            if let kids = children[i] { stack.append(contentsOf: kids.sorted(by: byName).reversed()) }
         }
         // A parent cycle (only possible in malformed source data) is not
         // reachable from the root; keep those devices rather than lose them.
-        ordered.append(contentsOf: devices.filter { !seen.contains($0.name) })
-        return ordered
+        order.append(contentsOf: devices.indices.filter { !seen[$0] })
+        return order.map { devices[$0] }
     }
 }

@@ -22,16 +22,19 @@ public struct InventoryReport: Sendable {
     /// The devices shown, in tree order, each with the nearest shown ancestor
     /// (or `computer`) and its depth under the root.
     public var rows: [(device: HostDevice, shownParent: String, depth: Int)] {
-        let byName = Dictionary(inventory.devices.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var parentOf: [String: String] = [:]
+        parentOf.reserveCapacity(inventory.devices.count)
+        for device in inventory.devices { parentOf[device.name] = parentOf[device.name] ?? device.parent }
         let shown = inventory.devices.filter { capabilities.isEmpty || capabilities.contains($0.capability) }
         let shownNames = Set(shown.map(\.name))
         var depthOf: [String: Int] = [:]
         var rows: [(HostDevice, String, Int)] = []
+        rows.reserveCapacity(shown.count)
         for device in shown {
             var ancestor = device.parent
             var visited: Set<String> = [device.name]
             while ancestor != DeviceNaming.computer, !shownNames.contains(ancestor),
-                let next = byName[ancestor]?.parent, visited.insert(ancestor).inserted
+                let next = parentOf[ancestor], visited.insert(ancestor).inserted
             {
                 ancestor = next
             }
@@ -44,22 +47,35 @@ public struct InventoryReport: Sendable {
     }
 
     public func render(_ format: InventoryFormat) -> String {
+        var text = ""
+        write(format) { text += $0 }
+        return text
+    }
+
+    /// Renders piece by piece (a device at a time), so a large host's output
+    /// is never held whole in memory.
+    public func write(_ format: InventoryFormat, to output: (String) -> Void) {
+        let rows = self.rows
         switch format {
-        case .tree: return tree()
-        case .table: return table()
-        case .json: return json().rendered() + "\n"
+        case .tree:
+            output(DeviceNaming.computer + "\n")
+            for (device, _, depth) in rows { output(String(repeating: "    ", count: depth) + summary(device) + "\n") }
+        case .table:
+            output(alignColumns([Self.tableHeader] + rows.map(tableRow)))
+        case .json:
+            guard !rows.isEmpty else { return output("{}\n") }
+            output("{\n")
+            for (i, row) in rows.enumerated() {
+                var line = "  "
+                JSONText.quote(row.device.name, into: &line)
+                line += ": " + entry(row.device).rendered(indent: 2) + (i == rows.count - 1 ? "\n" : ",\n")
+                output(line)
+            }
+            output("}\n")
         }
     }
 
     // MARK: tree
-
-    func tree() -> String {
-        var out = DeviceNaming.computer + "\n"
-        for (device, _, depth) in rows {
-            out += String(repeating: "    ", count: depth) + summary(device) + "\n"
-        }
-        return out
-    }
 
     /// `pci_0000_01_00_0 [pci] 10de:1b80 NVIDIA Corporation GP104 driver=nvidia iommu_group=1 assignable`
     func summary(_ device: HostDevice) -> String {
@@ -100,25 +116,26 @@ public struct InventoryReport: Sendable {
 
     // MARK: table
 
-    func table() -> String {
-        let header = ["NAME", "CAPABILITY", "PARENT", "DRIVER", "IOMMU", "IDS", "ASSIGNABLE", "VM", "DESCRIPTION"]
-        var lines = [header]
-        for (device, parent, _) in rows {
-            lines.append([
-                device.name, device.capability.rawValue, parent, device.driver ?? "-",
-                device.pci?.iommuGroup.map(String.init) ?? "-", idPair(device) ?? "-",
-                device.isAssignable ? "yes" : "no", owners[device.name] ?? "-",
-                description(device),
-            ])
-        }
-        return alignColumns(lines)
+    static let tableHeader = ["NAME", "CAPABILITY", "PARENT", "DRIVER", "IOMMU", "IDS", "ASSIGNABLE", "VM", "DESCRIPTION"]
+
+    func tableRow(_ row: (device: HostDevice, shownParent: String, depth: Int)) -> [String] {
+        let device = row.device
+        return [
+            device.name, device.capability.rawValue, row.shownParent, device.driver ?? "-",
+            device.pci?.iommuGroup.map(String.init) ?? "-", idPair(device) ?? "-",
+            device.isAssignable ? "yes" : "no", owners[device.name] ?? "-", description(device),
+        ]
     }
 
     // MARK: json
 
     /// `{"pci_0000_01_00_0": {"params": {...}, "vmId": ""}}` — VDSM's shape, extended.
     public func json() -> JSONText {
-        .object(rows.map { row in (row.device.name, .object([("params", params(row.device)), ("vmId", .string(owners[row.device.name] ?? ""))])) })
+        .object(rows.map { ($0.device.name, entry($0.device)) })
+    }
+
+    func entry(_ device: HostDevice) -> JSONText {
+        .object([("params", params(device)), ("vmId", .string(owners[device.name] ?? ""))])
     }
 
     func params(_ device: HostDevice) -> JSONText {

@@ -18,7 +18,7 @@ public indirect enum JSONText: Sendable, Equatable {
     }
 
     private func write(into out: inout String, indent: Int) {
-        let pad = String(repeating: " ", count: indent + 2)
+        var pad: String { String(repeating: " ", count: indent + 2) }
         switch self {
         case .string(let s): JSONText.quote(s, into: &out)
         case .number(let n): out += String(n)
@@ -26,6 +26,7 @@ public indirect enum JSONText: Sendable, Equatable {
         case .null: out += "null"
         case .array(let items):
             if items.isEmpty { out += "[]"; return }
+            let pad = pad
             out += "[\n"
             for (i, item) in items.enumerated() {
                 out += pad
@@ -35,6 +36,7 @@ public indirect enum JSONText: Sendable, Equatable {
             out += String(repeating: " ", count: indent) + "]"
         case .object(let members):
             if members.isEmpty { out += "{}"; return }
+            let pad = pad
             out += "{\n"
             for (i, (key, value)) in members.enumerated() {
                 out += pad
@@ -47,8 +49,14 @@ public indirect enum JSONText: Sendable, Equatable {
         }
     }
 
-    static func quote(_ s: String, into out: inout String) {
+    public static func quote(_ s: String, into out: inout String) {
         out += "\""
+        // Fast path: nearly every string (names, IDs, paths) needs no escaping.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5c }) {
+            out += s
+            out += "\""
+            return
+        }
         for scalar in s.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""

@@ -13,23 +13,29 @@ public struct PCIAddress: Hashable, Comparable, Sendable, Codable, CustomStringC
     }
 
     /// Parses `0000:01:00.0` or the short `01:00.0` (domain 0). Case-insensitive.
+    /// Byte-wise: an inventory parses thousands of these.
     public init?(_ text: some StringProtocol) {
-        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-        let domainText: Substring
-        let busText: Substring
-        let slotFunction: Substring
-        switch parts.count {
-        case 3: (domainText, busText, slotFunction) = (Substring(parts[0]), Substring(parts[1]), Substring(parts[2]))
-        case 2: (domainText, busText, slotFunction) = ("0", Substring(parts[0]), Substring(parts[1]))
-        default: return nil
+        var utf8 = Array(text.utf8)
+        if utf8.count == 7 { utf8 = Array("0000:".utf8) + utf8 }
+        // DDDD…:BB:SS.F with a 4- to 8-digit domain.
+        let n = utf8.count
+        guard n >= 12, n <= 16, utf8[n - 8] == 0x3a, utf8[n - 5] == 0x3a, utf8[n - 2] == 0x2e else { return nil }
+        func number(_ from: Int, _ to: Int) -> UInt32? {
+            var value: UInt32 = 0
+            for i in from..<to {
+                let c = utf8[i] | 0x20  // lower-case letters; digits unchanged
+                switch c {
+                case 0x30...0x39: value = value << 4 | UInt32(c - 0x30)
+                case 0x61...0x66: value = value << 4 | UInt32(c - 0x61 + 10)
+                default: return nil
+                }
+            }
+            return value
         }
-        let sf = slotFunction.split(separator: ".", omittingEmptySubsequences: false)
-        guard sf.count == 2, domainText.count <= 8, busText.count == 2, sf[0].count == 2, sf[1].count == 1,
-            let domain = UInt32(domainText, radix: 16), let bus = UInt8(busText, radix: 16),
-            let slot = UInt8(sf[0], radix: 16), slot < 32,
-            let function = UInt8(sf[1], radix: 16), function < 8
+        guard let domain = number(0, n - 8), let bus = number(n - 7, n - 5), let slot = number(n - 4, n - 2),
+            let function = number(n - 1, n), slot < 32, function < 8
         else { return nil }
-        self.init(domain: domain, bus: bus, slot: slot, function: function)
+        self.init(domain: domain, bus: UInt8(bus), slot: UInt8(slot), function: UInt8(function))
     }
 
     public var description: String {
@@ -37,7 +43,9 @@ public struct PCIAddress: Hashable, Comparable, Sendable, Codable, CustomStringC
     }
 
     /// libvirt's node-device name, `pci_0000_01_00_0`.
-    public var nodeDeviceName: String { DeviceNaming.libvirtName(subsystem: "pci", sysname: description) }
+    public var nodeDeviceName: String {
+        "pci_" + hex(domain, 4) + "_" + hex(bus, 2) + "_" + hex(slot, 2) + "_" + String(function, radix: 16)
+    }
 
     public static func < (a: PCIAddress, b: PCIAddress) -> Bool {
         (a.domain, a.bus, a.slot, a.function) < (b.domain, b.bus, b.slot, b.function)

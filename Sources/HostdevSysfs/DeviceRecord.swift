@@ -64,9 +64,8 @@ public struct SysfsEnumerator: DeviceEnumerator {
                 let target = root.readLink(link).map { SysfsPath.resolve(directory, $0) } ?? link
                 guard target.hasPrefix("/sys/") else { continue }
                 let devpath = String(target.dropFirst(4))
-                let properties = root.read(target + "/uevent").map(Self.parseUevent) ?? [:]
-                records.append(
-                    DeviceRecord(devpath: devpath, subsystem: subsystem, sysname: entry, properties: properties))
+                // uevent properties are read later, and only where needed.
+                records.append(DeviceRecord(devpath: devpath, subsystem: subsystem, sysname: entry))
             }
         }
         return records

@@ -1,4 +1,8 @@
 public import HostdevCore
+import Dispatch
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Turns enumerated devices into an `Inventory` by reading their sysfs
 /// attributes under a root. Every attribute is optional: what cannot be
@@ -18,12 +22,15 @@ public struct InventoryReader: Sendable {
     }
 
     public func read(_ records: [DeviceRecord]) -> Inventory {
+        var seen = Set<String>()
+        let wanted = records.filter { !$0.isVirtual && seen.insert($0.devpath).inserted }
+        let described = describeAll(wanted)
         var devices: [HostDevice] = []
         var devpaths: [String] = []
-        var seen = Set<String>()
-        devices.reserveCapacity(records.count)
-        for record in records where !record.isVirtual && seen.insert(record.devpath).inserted {
-            if let device = describe(record) {
+        devices.reserveCapacity(wanted.count)
+        devpaths.reserveCapacity(wanted.count)
+        for (record, device) in zip(wanted, described) {
+            if let device {
                 devices.append(device)
                 devpaths.append(record.devpath)
             }
@@ -36,6 +43,31 @@ public struct InventoryReader: Sendable {
 
     // MARK: one device
 
+    /// Reads devices on every core: a scan is thousands of small syscalls,
+    /// each device independent of the others.
+    func describeAll(_ records: [DeviceRecord]) -> [HostDevice?] {
+        let workers = min(max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))), 8, max(1, records.count / 64))
+        guard workers > 1 else { return records.map(describe) }
+        var results = [HostDevice?](repeating: nil, count: records.count)
+        results.withUnsafeMutableBufferPointer { buffer in
+            let slots = Slots(buffer: buffer)
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                var i = worker
+                while i < records.count {
+                    slots.buffer[i] = describe(records[i])
+                    i += workers
+                }
+            }
+        }
+        return results
+    }
+
+    /// @unchecked: each worker writes only its own indices of the buffer,
+    /// and the buffer outlives `concurrentPerform`, which joins all workers.
+    struct Slots: @unchecked Sendable {
+        let buffer: UnsafeMutableBufferPointer<HostDevice?>
+    }
+
     func describe(_ record: DeviceRecord) -> HostDevice? {
         guard let dir = root.directory(record.syspath) else {
             // A dangling link: the device is named but its directory is gone.
@@ -45,23 +77,19 @@ public struct InventoryReader: Sendable {
                     HostDevice(name: $0.nodeDeviceName, capability: .pci, sysfsPath: record.syspath, pci: PCIFunction(address: $0))
                 } : nil
         }
+        var record = record
+        if record.properties.isEmpty && record.subsystem != "pci" {
+            // A sysfs walk: the kernel's uevent file holds DEVTYPE, DEVNAME, …
+            // (PCI needs none of it, and a scan of thousands saves the reads.)
+            record.properties = dir.read("uevent").map(SysfsEnumerator.parseUevent) ?? [:]
+            record.devtype = record.devtype ?? record.properties["DEVTYPE"]
+        }
         var device: HostDevice
         switch record.subsystem {
         case "pci":
             guard let address = PCIAddress(record.sysname) else { return nil }
             device = HostDevice(name: address.nodeDeviceName, capability: .pci)
-            device.vendorID = dir.read("vendor")
-            device.productID = dir.read("device")
-            device.pci = PCIFunction(
-                address: address,
-                classCode: dir.read("class").flatMap { UInt32(hexText: $0) },
-                subsystemVendorID: dir.read("subsystem_vendor"),
-                subsystemID: dir.read("subsystem_device"),
-                iommuGroup: dir.linkName("iommu_group").flatMap { Int($0) },
-                sriov: sriov(dir),
-                physicalFunction: dir.linkName("physfn").flatMap { PCIAddress($0) },
-                bootVGA: dir.read("boot_vga").map { $0 == "1" },
-                numaNode: dir.read("numa_node").flatMap { Int($0) }.flatMap { $0 < 0 ? nil : $0 })
+            device.pci = pciFunction(address, dir, into: &device)
         case "usb":
             let devtype = record.devtype ?? (record.sysname.contains(":") ? "usb_interface" : "usb_device")
             let name = DeviceNaming.libvirtName(subsystem: "usb", sysname: record.sysname)
@@ -115,7 +143,7 @@ public struct InventoryReader: Sendable {
             device.net = NetInfo(
                 interface: record.sysname, macAddress: mac, isUp: dir.read("operstate").map { $0 == "up" })
         case "block":
-            let devtype = record.devtype ?? (dir.has("partition") ? "partition" : "disk")
+            let devtype = record.devtype ?? (dir.read("partition") != nil ? "partition" : "disk")
             guard devtype == "disk" else { return nil }
             let serial = record.properties["ID_SERIAL"] ?? root.read(record.syspath + "/device/serial")
             device = HostDevice(
@@ -136,12 +164,45 @@ public struct InventoryReader: Sendable {
         return device
     }
 
-    func sriov(_ dir: borrowing SysfsRoot.Directory) -> SRIOV? {
-        guard let total = dir.read("sriov_totalvfs").flatMap({ Int($0) }) else { return nil }
-        let vfs = dir.entries.filter { $0.hasPrefix("virtfn") }
-            .sorted { (Int($0.dropFirst(6)) ?? 0) < (Int($1.dropFirst(6)) ?? 0) }
-            .compactMap { dir.linkName($0).flatMap { PCIAddress($0) } }
-        return SRIOV(totalVFs: total, numVFs: dir.read("sriov_numvfs").flatMap { Int($0) } ?? 0, virtualFunctions: vfs)
+    /// PCI identity from the first 64 bytes of `config` (one read instead of
+    /// five attribute files, as lspci does), falling back to the attribute
+    /// files where `config` is missing or short.
+    func pciFunction(_ address: PCIAddress, _ dir: borrowing SysfsRoot.Directory, into device: inout HostDevice)
+        -> PCIFunction
+    {
+        var function = PCIFunction(address: address)
+        if let config = dir.readBytes("config", count: 64), config.count >= 64 {
+            let word = { (offset: Int) in UInt16(config[offset]) | UInt16(config[offset + 1]) << 8 }
+            device.vendorID = "0x" + hex(word(0), 4)
+            device.productID = "0x" + hex(word(2), 4)
+            function.classCode = UInt32(config[11]) << 16 | UInt32(config[10]) << 8 | UInt32(config[9])
+            // Subsystem IDs live at 0x2c only in type-0 (endpoint) headers.
+            if config[0x0e] & 0x7f == 0 {
+                function.subsystemVendorID = "0x" + hex(word(0x2c), 4)
+                function.subsystemID = "0x" + hex(word(0x2e), 4)
+            }
+        } else {
+            device.vendorID = dir.read("vendor")
+            device.productID = dir.read("device")
+            function.classCode = dir.read("class").flatMap { UInt32(hexText: $0) }
+        }
+        if function.subsystemVendorID == nil {
+            function.subsystemVendorID = dir.read("subsystem_vendor")
+            function.subsystemID = dir.read("subsystem_device")
+        }
+        function.iommuGroup = dir.linkName("iommu_group").flatMap { Int($0) }
+        function.physicalFunction = dir.linkName("physfn").flatMap { PCIAddress($0) }
+        function.numaNode = dir.read("numa_node").flatMap { Int($0) }.flatMap { $0 < 0 ? nil : $0 }
+        // boot_vga exists only on VGA-class functions.
+        if function.classCode.map({ $0 >> 8 == 0x0300 }) ?? true {
+            function.bootVGA = dir.read("boot_vga").map { $0 == "1" }
+        }
+        if let total = dir.read("sriov_totalvfs").flatMap({ Int($0) }) {
+            let enabled = dir.read("sriov_numvfs").flatMap { Int($0) } ?? 0
+            let vfs = (0..<enabled).compactMap { dir.linkName("virtfn\($0)").flatMap { PCIAddress($0) } }
+            function.sriov = SRIOV(totalVFs: total, numVFs: enabled, virtualFunctions: vfs)
+        }
+        return function
     }
 
     // MARK: tree, names, groups

@@ -54,65 +54,78 @@ public struct SysfsRoot: Sendable {
     /// which saves the path walk for each of a device's dozen attributes.
     public struct Directory: ~Copyable {
         let fd: Int32
-        /// Names inside, read once at open.
-        public let entries: Set<String>
 
         init?(_ hostPath: String) {
-            let fd = open(hostPath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            fd = open(hostPath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             guard fd >= 0 else { return nil }
-            let dupFD = dup(fd)
-            guard dupFD >= 0, let dir = fdopendir(dupFD) else {
-                if dupFD >= 0 { close(dupFD) }
-                close(fd)
-                return nil
-            }
-            self.entries = Set(SysfsRoot.entries(dir))
-            closedir(dir)
-            self.fd = fd
         }
 
         deinit { close(fd) }
 
-        public func has(_ name: String) -> Bool { entries.contains(name) }
-
         public func read(_ name: String) -> String? {
-            guard entries.contains(name) else { return nil }
             let file = openat(fd, name, O_RDONLY | O_CLOEXEC)
             guard file >= 0 else { return nil }
             defer { close(file) }
             return SysfsRoot.readAll(file)
         }
 
-        public func readLink(_ name: String) -> String? {
-            guard entries.contains(name) else { return nil }
-            return SysfsRoot.readLink(fd, name)
+        /// Up to `count` raw bytes from the start of a binary attribute (`config`).
+        public func readBytes(_ name: String, count: Int) -> [UInt8]? {
+            let file = openat(fd, name, O_RDONLY | O_CLOEXEC)
+            guard file >= 0 else { return nil }
+            defer { close(file) }
+            var bytes = [UInt8](repeating: 0, count: count)
+            let n = bytes.withUnsafeMutableBytes { Glibc.read(file, $0.baseAddress, count) }
+            guard n > 0 else { return nil }
+            return Array(bytes[0..<n])
         }
 
+        public func readLink(_ name: String) -> String? { SysfsRoot.readLink(fd, name) }
+
         public func linkName(_ name: String) -> String? { readLink(name).map(SysfsPath.lastComponent) }
+
+        /// Entries of the directory; read only when asked (one more open and getdents).
+        public func entries() -> [String] {
+            let copy = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard copy >= 0, let dir = fdopendir(copy) else {
+                if copy >= 0 { close(copy) }
+                return []
+            }
+            defer { closedir(dir) }
+            return SysfsRoot.entries(dir)
+        }
     }
 
     public func directory(_ kernelPath: String) -> Directory? { Directory(hostPath(kernelPath)) }
 
     // MARK: syscalls
 
+    /// The whole content, without trailing newlines. A sysfs attribute is
+    /// served whole by its first read, so a short read ends the loop without
+    /// a second read to see EOF (that would double the syscalls of a scan).
     static func readAll(_ fd: Int32) -> String? {
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        var total = 0
-        while true {
-            let n = buffer.withUnsafeMutableBytes { raw in
-                Glibc.read(fd, raw.baseAddress! + total, raw.count - total)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 4096) { small -> String? in
+            var n: Int
+            repeat { n = Glibc.read(fd, small.baseAddress, small.count) } while n < 0 && errno == EINTR
+            guard n >= 0 else { return nil }
+            if n < small.count { return trimmed(UnsafeBufferPointer(rebasing: small[0..<n])) }
+            // Larger than a page: an ordinary file (uevent of a big device, ids files).
+            var buffer = Array(small)
+            while true {
+                var chunk = [UInt8](repeating: 0, count: 65536)
+                let m = Glibc.read(fd, &chunk, chunk.count)
+                if m < 0 && errno == EINTR { continue }
+                if m <= 0 { break }
+                buffer += chunk[0..<m]
             }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return nil
-            }
-            if n == 0 { break }
-            total += n
-            if total == buffer.count { buffer.append(contentsOf: [UInt8](repeating: 0, count: buffer.count)) }
+            return buffer.withUnsafeBufferPointer { trimmed($0) }
         }
-        var end = total
-        while end > 0 && (buffer[end - 1] == 0x0a || buffer[end - 1] == 0) { end -= 1 }
-        return String(decoding: buffer[0..<end], as: UTF8.self)
+    }
+
+    static func trimmed(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+        var end = bytes.count
+        while end > 0 && (bytes[end - 1] == 0x0a || bytes[end - 1] == 0) { end -= 1 }
+        return String(decoding: UnsafeBufferPointer(rebasing: bytes[0..<end]), as: UTF8.self)
     }
 
     static func readLink(_ dirfd: Int32, _ path: String) -> String? {
@@ -150,14 +163,18 @@ public enum SysfsPath {
     /// `join("/sys/bus/pci/devices", "../../../devices/pci0000:00/0000:00:01.0")`
     /// → `/sys/devices/pci0000:00/0000:00:01.0`.
     public static func resolve(_ base: String, _ relative: String) -> String {
-        var parts: [Substring] = relative.hasPrefix("/") ? [] : base.split(separator: "/")
-        for part in relative.split(separator: "/") {
-            switch part {
-            case ".": continue
-            case "..": if !parts.isEmpty { parts.removeLast() }
-            default: parts.append(part)
+        // Byte-wise: an inventory resolves one link per device.
+        var out: [UInt8] = relative.utf8.first == 0x2f ? [] : Array(base.utf8)
+        while out.last == 0x2f { out.removeLast() }
+        for part in relative.utf8.split(separator: 0x2f) {
+            if part.count == 1 && part.first == 0x2e { continue }
+            if part.count == 2 && part.first == 0x2e && part.last == 0x2e {
+                if let slash = out.lastIndex(of: 0x2f) { out.removeSubrange(slash...) }
+                continue
             }
+            out.append(0x2f)
+            out.append(contentsOf: part)
         }
-        return "/" + parts.joined(separator: "/")
+        return out.isEmpty ? "/" : String(decoding: out, as: UTF8.self)
     }
 }

@@ -6,8 +6,8 @@ import HostdevSysfs
 /// POSIX helpers for building directory trees in tests: fast enough to lay
 /// out a 4,096-function host in well under a second.
 public enum FileTree {
-    public static func makeTemporaryDirectory(prefix: String = "hostdev") -> String {
-        var template = Array("/tmp/\(prefix).XXXXXX".utf8CString)
+    public static func makeTemporaryDirectory(prefix: String = "hostdev", base: String = "/tmp") -> String {
+        var template = Array("\(base)/\(prefix).XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { fatalError("mkdtemp failed: errno \(errno)") }
         return String(cString: made)
     }
@@ -26,6 +26,13 @@ public enum FileTree {
         defer { close(fd) }
         var bytes = Array(content.utf8)
         _ = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+    }
+
+    public static func write(_ path: String, bytes: [UInt8]) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { fatalError("cannot create \(path): errno \(errno)") }
+        defer { close(fd) }
+        _ = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
     }
 
     public static func read(_ path: String) -> String? { SysfsRoot("/").read(path) }

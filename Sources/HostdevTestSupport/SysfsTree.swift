@@ -19,8 +19,13 @@ public final class SysfsTree: @unchecked Sendable {
     /// the driver whose ID table matches it.
     public var nativeDrivers: [PCIAddress: String] = [:]
 
-    public init(prefix: String = "hostdev-sysfs") {
-        root = FileTree.makeTemporaryDirectory(prefix: prefix)
+    /// Leave the tree on disk at deinit (benchmarks and debugging).
+    public var keep = false
+
+    /// `base` is where the temp directory goes; the benchmarks use tmpfs
+    /// (`/dev/shm`), which like sysfs lives in memory.
+    public init(prefix: String = "hostdev-sysfs", base: String = "/tmp") {
+        root = FileTree.makeTemporaryDirectory(prefix: prefix, base: base)
         for dir in ["/sys/devices", "/sys/bus/pci/devices", "/sys/bus/pci/drivers", "/sys/bus/usb/devices",
             "/sys/bus/usb/drivers", "/sys/bus/scsi/devices", "/sys/class/net", "/sys/class/block",
             "/sys/class/scsi_generic", "/sys/class/scsi_host", "/sys/kernel/iommu_groups", "/sys/devices/virtual/net",
@@ -32,7 +37,7 @@ public final class SysfsTree: @unchecked Sendable {
         FileTree.write(root + "/sys/bus/pci/rescan", "")
     }
 
-    deinit { FileTree.remove(root) }
+    deinit { if !keep { FileTree.remove(root) } }
 
     public func host(_ kernelPath: String) -> String { root + kernelPath }
 
@@ -91,6 +96,7 @@ public final class SysfsTree: @unchecked Sendable {
         FileTree.write(dir + "/subsystem_device", "0x\(spec.subsystemDevice)\n")
         FileTree.write(dir + "/numa_node", "\(spec.numaNode)\n")
         FileTree.write(dir + "/driver_override", "(null)\n")
+        FileTree.write(dir + "/config", bytes: Self.configSpace(spec))
         if let bootVGA = spec.bootVGA { FileTree.write(dir + "/boot_vga", bootVGA ? "1\n" : "0\n") }
         FileTree.write(
             dir + "/uevent",
@@ -107,6 +113,29 @@ public final class SysfsTree: @unchecked Sendable {
             bindLink(a, driver)
         }
         return path
+    }
+
+    /// The first 64 bytes of PCI config space: IDs, class, header type and
+    /// (type-0 headers) subsystem IDs, little-endian as the hardware has them.
+    static func configSpace(_ spec: PCISpec) -> [UInt8] {
+        var config = [UInt8](repeating: 0, count: 64)
+        func put16(_ offset: Int, _ hexText: String) {
+            let value = UInt16(hexText, radix: 16) ?? 0
+            config[offset] = UInt8(value & 0xff)
+            config[offset + 1] = UInt8(value >> 8)
+        }
+        put16(0, spec.vendor)
+        put16(2, spec.device)
+        config[9] = UInt8(spec.classCode & 0xff)
+        config[10] = UInt8(spec.classCode >> 8 & 0xff)
+        config[11] = UInt8(spec.classCode >> 16 & 0xff)
+        let isBridge = spec.classCode >> 8 == 0x0604
+        config[0x0e] = isBridge ? 1 : 0
+        if !isBridge {
+            put16(0x2c, spec.subsystemVendor)
+            put16(0x2e, spec.subsystemDevice)
+        }
+        return config
     }
 
     public func setIOMMUGroup(_ address: PCIAddress, _ group: Int) {

@@ -73,8 +73,8 @@ extension SysfsTree {
 
     /// `functions` PCI endpoints (multi-function slots of 8, one IOMMU group
     /// per slot) behind 16 root ports: the benchmark host.
-    public static func large(functions: Int = 4096) -> SysfsTree {
-        let tree = SysfsTree(prefix: "hostdev-large")
+    public static func large(functions: Int = 4096, base: String = "/tmp") -> SysfsTree {
+        let tree = SysfsTree(prefix: "hostdev-large", base: base)
         let perPort = (functions + 15) / 16
         var made = 0
         var group = 100

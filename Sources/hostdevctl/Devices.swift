@@ -64,7 +64,9 @@ struct Devices: ParsableCommand {
                     : "note: IOMMU is not enabled on this host: /sys/kernel/iommu_groups is empty, so no PCI device is assignable. Enable VT-d/AMD-Vi in firmware and boot with intel_iommu=on (Intel) or amd_iommu=on (AMD)."
             )
         }
-        emit(InventoryReport(inventory: inventory, capabilities: try capabilities()).render(format))
+        let output = BufferedOutput()
+        InventoryReport(inventory: inventory, capabilities: try capabilities()).write(format, to: output.write)
+        output.flush()
     }
 }
 

@@ -21,3 +21,19 @@ private func writeAll(_ fd: Int32, _ text: String) {
         offset += n
     }
 }
+
+/// Collects output and writes it in 64 KiB pieces: one write per device
+/// would cost thousands of syscalls on a large host.
+final class BufferedOutput {
+    private var pending = ""
+
+    func write(_ text: String) {
+        pending += text
+        if pending.utf8.count >= 65536 { flush() }
+    }
+
+    func flush() {
+        emit(pending)
+        pending = ""
+    }
+}

@@ -137,7 +137,11 @@ let noNames = DeviceNameDatabase(searchPaths: ["/nonexistent"])
     @Test func unreadableAttributesDegradeOnlyThatField() throws {
         let tree = SysfsTree()
         let path = tree.addPCI(.init("0000:01:00.0", vendor: "10de", device: "1b80", classCode: 0x030000, driver: "nouveau", iommuGroup: 1))
-        // A directory where a file should be: open succeeds, read fails (EISDIR), as root too.
+        // A directory where a file should be: open succeeds, read fails
+        // (EISDIR), as root too. Without config space the reader falls back
+        // to the attribute files, one of which is unreadable too.
+        unlink(tree.host(path + "/config"))
+        FileTree.makeDirectory(tree.host(path + "/config"))
         unlink(tree.host(path + "/vendor"))
         FileTree.makeDirectory(tree.host(path + "/vendor"))
         FileTree.write(tree.host(path + "/class"), "garbage\n")
@@ -147,6 +151,19 @@ let noNames = DeviceNameDatabase(searchPaths: ["/nonexistent"])
         #expect(device.pci?.classCode == nil)
         #expect(device.driver == "nouveau")
         #expect(device.pci?.iommuGroup == 1)
+    }
+
+    @Test func configSpaceAndAttributeFilesAgree() throws {
+        let tree = SysfsTree.workstation()
+        let fromConfig = try InventoryReader(root: tree.sysfs, names: noNames).read()
+        for address in ["0000:01:00.0", "0000:00:01.0", "0000:02:00.0"] {
+            unlink(tree.host(tree.pciPath(PCIAddress(address)!) + "/config"))
+        }
+        let fromFiles = try InventoryReader(root: tree.sysfs, names: noNames).read()
+        for name in ["pci_0000_01_00_0", "pci_0000_00_01_0", "pci_0000_02_00_0"] {
+            #expect(fromConfig.device(named: name) == fromFiles.device(named: name))
+        }
+        #expect(fromConfig.device(named: "pci_0000_02_00_0")?.vendorID == "0x144d")
     }
 
     @Test func danglingLinksStillList() throws {
