@@ -32,8 +32,10 @@ public struct SysfsError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// What to do next, for the errors an operator can act on.
     public var hint: String? {
+        if errno == EACCES || errno == EPERM { return "run as root (sysfs driver controls are root-only)" }
+        // The rest explain a kernel's answer to a write to a control file.
+        guard operation == .write else { return nil }
         switch errno {
-        case EACCES, EPERM: return "run as root (sysfs driver controls are root-only)"
         case ENOENT: return "the device or driver is not present: check the address and that the driver module is loaded"
         case EBUSY: return "the device is busy: another driver holds it or a VM is using it"
         case ENODEV: return "the device is not bound to that driver"
