@@ -16,7 +16,8 @@ let package = Package(
         .executable(name: "hostdevd", targets: ["hostdevd"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // Layer 1: system libraries, each a module map and a shim.
@@ -26,6 +27,11 @@ let package = Package(
 
         // Layer 2: values and pure logic, no I/O.
         .target(name: "HostdevCore", swiftSettings: strict),
+
+        // Layer 2: the manifest's YAML/JSON decoding with positioned diagnostics (pure, but needs Yams).
+        .target(
+            name: "HostdevManifest", dependencies: ["HostdevCore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict),
 
         // Layer 3: adapters.
         .target(name: "HostdevSysfs", dependencies: ["HostdevCore"], swiftSettings: strict),

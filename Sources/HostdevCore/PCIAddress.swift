@@ -72,3 +72,20 @@ public func hex(_ value: some BinaryInteger, _ width: Int) -> String {
     let digits = String(value, radix: 16)
     return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
 }
+
+/// Lets `[PCIAddress: T]` encode as a JSON object keyed by address (the ledger file).
+extension PCIAddress: CodingKeyRepresentable {
+    public var codingKey: any CodingKey { AddressKey(stringValue: description) }
+
+    public init?<T: CodingKey>(codingKey: T) {
+        guard let address = PCIAddress(codingKey.stringValue) else { return nil }
+        self = address
+    }
+
+    struct AddressKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+}

@@ -1,0 +1,131 @@
+/// Where something was written in the manifest, for messages a person can follow.
+public struct SourceLocation: Sendable, Hashable, Codable, CustomStringConvertible {
+    public var file: String
+    public var line: Int
+    public var column: Int
+
+    public init(file: String, line: Int, column: Int) {
+        self.file = file
+        self.line = line
+        self.column = column
+    }
+
+    public var description: String { "\(file):\(line):\(column)" }
+}
+
+/// The declarative input: which host devices belong to which VM (version 1).
+public struct Manifest: Sendable, Equatable {
+    public var host: HostPolicy
+    public var bindings: [Binding]
+
+    public init(host: HostPolicy = HostPolicy(), bindings: [Binding] = []) {
+        self.host = host
+        self.bindings = bindings
+    }
+}
+
+/// What to do with devices this tool bound that no binding claims any more.
+public enum OrphanPolicy: String, Sendable, CaseIterable, Codable {
+    case release, keep
+}
+
+public struct HostPolicy: Sendable, Equatable {
+    public var orphans: OrphanPolicy
+    /// Never detached, whatever a binding says.
+    public var protect: [PCIAddress]
+    /// Declarative VF counts per physical function.
+    public var sriov: [SRIOVSetting]
+
+    public init(orphans: OrphanPolicy = .release, protect: [PCIAddress] = [], sriov: [SRIOVSetting] = []) {
+        self.orphans = orphans
+        self.protect = protect
+        self.sriov = sriov
+    }
+}
+
+public struct SRIOVSetting: Sendable, Equatable {
+    public var pf: PCIAddress
+    public var numVFs: Int
+    public var location: SourceLocation?
+
+    public init(pf: PCIAddress, numVFs: Int, location: SourceLocation? = nil) {
+        self.pf = pf
+        self.numVFs = numVFs
+        self.location = location
+    }
+}
+
+/// When an owned device goes back to its host driver.
+public enum ReleasePolicy: String, Sendable, CaseIterable, Codable {
+    /// Stays on vfio-pci as long as the binding exists.
+    case never
+    /// Back to the host driver while the VM is shut off.
+    case onStop
+}
+
+/// How much of a PCI device's IOMMU group a claim takes.
+public enum GroupMode: String, Sendable, CaseIterable, Codable {
+    /// The whole group goes to the VM.
+    case attach
+    /// Siblings go to vfio-pci but are not attached (VDSM's placeholder).
+    case hold
+    /// Only this device; refused while the group would not be viable.
+    case device
+}
+
+/// One VM's devices.
+public struct Binding: Sendable, Equatable {
+    public var vm: String
+    public var release: ReleasePolicy
+    public var live: Bool
+    public var devices: [DeviceClaim]
+    public var location: SourceLocation?
+
+    public init(
+        vm: String, release: ReleasePolicy = .never, live: Bool = false, devices: [DeviceClaim],
+        location: SourceLocation? = nil
+    ) {
+        self.vm = vm
+        self.release = release
+        self.live = live
+        self.devices = devices
+        self.location = location
+    }
+}
+
+/// How a manifest names a host device.
+public enum DeviceSelector: Sendable, Hashable, CustomStringConvertible {
+    case pci(PCIAddress)
+    /// By vendor/device ID; `index` picks one of several matches (ordered by address).
+    case pciID(vendor: UInt16, device: UInt16, index: Int?)
+    case usbID(vendor: UInt16, product: UInt16, index: Int?)
+    case usbAddress(bus: Int, device: Int)
+
+    public var description: String {
+        switch self {
+        case .pci(let address): return "pci \(address)"
+        case .pciID(let v, let d, let i): return "pci \(hex(v, 4)):\(hex(d, 4))" + (i.map { " index \($0)" } ?? "")
+        case .usbID(let v, let p, let i): return "usb \(hex(v, 4)):\(hex(p, 4))" + (i.map { " index \($0)" } ?? "")
+        case .usbAddress(let bus, let device): return "usb bus \(bus) device \(device)"
+        }
+    }
+
+    public var isPCI: Bool {
+        switch self {
+        case .pci, .pciID: return true
+        case .usbID, .usbAddress: return false
+        }
+    }
+}
+
+public struct DeviceClaim: Sendable, Equatable {
+    public var selector: DeviceSelector
+    public var group: GroupMode
+    public var location: SourceLocation?
+
+    public init(_ selector: DeviceSelector, group: GroupMode = .attach, location: SourceLocation? = nil) {
+        self.selector = selector
+        self.group = group
+        self.location = location
+    }
+}

@@ -1,0 +1,84 @@
+/// One change to the host. The executor has one `switch` over these.
+public enum Action: Sendable, Equatable, Codable {
+    /// Move a PCI function to `driver` (vfio-pci), remembering the one it had.
+    case bind(PCIAddress, driver: String, vm: String)
+    /// Give a PCI function back to `driver` (nil: whatever the kernel matches).
+    case restore(PCIAddress, driver: String?)
+    case attachConfig(vm: String, HostdevEntry)
+    case detachConfig(vm: String, HostdevEntry)
+    case attachLive(vm: String, HostdevEntry)
+    case detachLive(vm: String, HostdevEntry)
+    case setNumVFs(pf: PCIAddress, count: Int)
+
+    /// `+`, `-` or `~`, as `terraform plan` marks additions, removals, changes.
+    public var symbol: String {
+        switch self {
+        case .bind, .attachConfig, .attachLive: return "+"
+        case .restore, .detachConfig, .detachLive: return "-"
+        case .setNumVFs: return "~"
+        }
+    }
+
+    public var summary: String {
+        switch self {
+        case .bind(let a, let driver, _): return "bind \(a) to \(driver)"
+        case .restore(let a, let driver): return "release \(a) to \(driver ?? "its host driver")"
+        case .attachConfig(let vm, let e): return "add <hostdev> \(e) to \(vm)'s config"
+        case .detachConfig(let vm, let e): return "remove <hostdev> \(e) from \(vm)'s config"
+        case .attachLive(let vm, let e): return "hotplug \(e) into running \(vm)"
+        case .detachLive(let vm, let e): return "unplug \(e) from running \(vm)"
+        case .setNumVFs(let pf, let n): return "set \(pf) sriov_numvfs to \(n)"
+        }
+    }
+}
+
+/// An action with the reason a person needs to trust it.
+public struct Step: Sendable, Equatable {
+    public var action: Action
+    public var reason: String
+
+    public init(_ action: Action, reason: String) {
+        self.action = action
+        self.reason = reason
+    }
+}
+
+/// A binding's or device's state after planning.
+public enum Condition: Sendable, Equatable, Codable, CustomStringConvertible {
+    /// Nothing left to do.
+    case ready
+    /// Steps are planned (or it waits for something: a VM to be defined, a device to appear).
+    case pending(String)
+    /// It cannot proceed; the reason says why and what to do.
+    case blocked(String)
+
+    public var description: String {
+        switch self {
+        case .ready: return "Ready"
+        case .pending(let why): return "Pending: \(why)"
+        case .blocked(let why): return "Blocked: \(why)"
+        }
+    }
+
+    public var isBlocked: Bool { if case .blocked = self { return true } else { return false } }
+}
+
+/// What the planner decided: ordered steps, and a condition for each binding
+/// and each device it considered.
+public struct Plan: Sendable, Equatable {
+    public var steps: [Step]
+    public var bindings: [String: Condition]
+    /// By device description (`pci 0000:01:00.0`).
+    public var devices: [String: Condition]
+    /// Things an operator should know that need no action (foreign vfio devices, …).
+    public var notes: [String]
+
+    public init(steps: [Step] = [], bindings: [String: Condition] = [:], devices: [String: Condition] = [:], notes: [String] = []) {
+        self.steps = steps
+        self.bindings = bindings
+        self.devices = devices
+        self.notes = notes
+    }
+
+    public var isEmpty: Bool { steps.isEmpty }
+}

@@ -1,0 +1,463 @@
+/// Decides what must change for the host to match the manifest, and why.
+/// Pure: the same manifest, observation and ledger always give the same plan.
+public enum Planner {
+    public static let vfioDriver = "vfio-pci"
+    /// Drivers that leave a group viable for VFIO (they never touch the device).
+    static let viableDrivers: Set<String> = ["vfio-pci", "pci-stub", "pcieport"]
+
+    public static func plan(manifest: Manifest, observed: ObservedHost, ledger: Ledger) -> Plan {
+        var planning = Planning(manifest: manifest, observed: observed, ledger: ledger)
+        planning.run()
+        return planning.result()
+    }
+}
+
+/// One device a binding owns: claimed itself, or an IOMMU group sibling.
+struct Ownership: Equatable {
+    var address: PCIAddress
+    var vm: String
+    /// Attached to the VM (false: held on vfio-pci as a group placeholder).
+    var attach: Bool
+    /// The claimed device this one came with (itself when claimed directly).
+    var via: PCIAddress
+    var group: Int?
+}
+
+struct Planning {
+    let manifest: Manifest
+    let observed: ObservedHost
+    let ledger: Ledger
+    let inventory: Inventory
+    let bindingByVM: [String: Binding]
+    let groupOf: [PCIAddress: Int]
+
+    var steps: [Step] = []
+    var bindingConditions: [String: Condition] = [:]
+    var deviceConditions: [String: Condition] = [:]
+    var notes: [String] = []
+    /// PCI ownership after conflicts and safety: what the plan acts on.
+    var owned: [PCIAddress: Ownership] = [:]
+    /// USB devices to attach, per VM.
+    var usbEntries: [String: [HostdevEntry]] = [:]
+    /// Devices left exactly as they are (conflicts, blocked groups).
+    var frozen = Set<PCIAddress>()
+
+    init(manifest: Manifest, observed: ObservedHost, ledger: Ledger) {
+        self.manifest = manifest
+        self.observed = observed
+        self.ledger = ledger
+        self.inventory = observed.inventory
+        self.bindingByVM = Dictionary(manifest.bindings.map { ($0.vm, $0) }, uniquingKeysWith: { a, _ in a })
+        var groupOf: [PCIAddress: Int] = [:]
+        for group in observed.inventory.iommuGroups { for member in group.members { groupOf[member] = group.number } }
+        for device in observed.inventory.devices {
+            if let pci = device.pci, let group = pci.iommuGroup { groupOf[pci.address] = group }
+        }
+        self.groupOf = groupOf
+    }
+
+    func device(_ address: PCIAddress) -> HostDevice? { inventory.device(at: address) }
+    func driver(_ address: PCIAddress) -> String? { device(address)?.driver }
+    func isBridge(_ address: PCIAddress) -> Bool { device(address)?.pci?.isBridge ?? false }
+
+    /// Non-bridge members of a group: the devices VFIO needs on vfio-pci.
+    func endpoints(ofGroup group: Int) -> [PCIAddress] {
+        (inventory.group(group)?.members ?? []).filter { !isBridge($0) }
+    }
+
+    mutating func block(_ key: String, _ why: String) { deviceConditions[key] = .blocked(why) }
+
+    // MARK: the rules, in order
+
+    mutating func run() {
+        let claims = resolveClaims()
+        let candidates = expandGroups(claims)
+        resolveConflicts(candidates)
+        applySafety()
+        checkViability()
+        planDrivers()
+        planOrphans()
+        planDomains()
+        planSRIOV()
+        order()
+    }
+
+    /// Each claim resolved against the inventory.
+    mutating func resolveClaims() -> [(Binding, DeviceClaim, PCIAddress)] {
+        var resolved: [(Binding, DeviceClaim, PCIAddress)] = []
+        let pciDevices = inventory.devices.filter { $0.capability == .pci }
+        let usbDevices = inventory.devices.filter { $0.capability == .usbDevice }
+        for binding in manifest.bindings {
+            for claim in binding.devices {
+                let key = claim.selector.description
+                switch claim.selector {
+                case .pci(let address):
+                    guard let found = device(address) else {
+                        deviceConditions[key] = .pending("\(address) is not present on this host")
+                        continue
+                    }
+                    if found.pci?.isBridge == true {
+                        block(key, "\(address) is a PCI bridge; bridges are never detached or assigned")
+                        continue
+                    }
+                    resolved.append((binding, claim, address))
+                case .pciID(let vendor, let product, let index):
+                    let matches = pciDevices.filter { idMatches($0, vendor, product) }.compactMap { $0.pci?.address }.sorted()
+                    if let address = pick(matches, index: index, key: key, described: { $0.description }) {
+                        resolved.append((binding, claim, address))
+                    }
+                case .usbID(let vendor, let product, let index):
+                    let matches = usbDevices.filter { idMatches($0, vendor, product) && !($0.usb?.isRootHub ?? false) }
+                        .sorted { ($0.usb?.bus ?? 0, $0.usb?.device ?? 0) < ($1.usb?.bus ?? 0, $1.usb?.device ?? 0) }
+                    if pick(matches, index: index, key: key, described: { $0.name }) != nil {
+                        let source: HostdevEntry.Source = index == nil
+                            ? .usbID(vendor: vendor, product: product)
+                            : .usbAddress(bus: matches[index!].usb?.bus ?? 0, device: matches[index!].usb?.device ?? 0)
+                        usbEntries[binding.vm, default: []].append(.ours(source))
+                        deviceConditions[key] = .ready
+                    }
+                case .usbAddress(let bus, let number):
+                    if usbDevices.contains(where: { $0.usb?.bus == bus && $0.usb?.device == number }) {
+                        usbEntries[binding.vm, default: []].append(.ours(.usbAddress(bus: bus, device: number)))
+                        deviceConditions[key] = .ready
+                    } else {
+                        deviceConditions[key] = .pending("no USB device \(bus):\(number) on this host")
+                    }
+                }
+            }
+        }
+        return resolved
+    }
+
+    func idMatches(_ device: HostDevice, _ vendor: UInt16, _ product: UInt16) -> Bool {
+        device.vendorID.flatMap { UInt16(hexID: $0) } == vendor && device.productID.flatMap { UInt16(hexID: $0) } == product
+    }
+
+    /// One of several ID matches: `index` picks, otherwise exactly one must match.
+    mutating func pick<T>(_ matches: [T], index: Int?, key: String, described: (T) -> String) -> T? {
+        if let index {
+            guard index < matches.count else {
+                deviceConditions[key] = .pending("index \(index) asked, but \(matches.count) device(s) match")
+                return nil
+            }
+            return matches[index]
+        }
+        switch matches.count {
+        case 0:
+            deviceConditions[key] = .pending("no device with this ID is present")
+            return nil
+        case 1: return matches[0]
+        default:
+            block(key, "\(matches.count) devices match (\(matches.map(described).joined(separator: ", "))); add 'index: N' (0 is the first by address)")
+            return nil
+        }
+    }
+
+    /// `attach` and `hold` take the whole IOMMU group; `device` the device alone.
+    func expandGroups(_ claims: [(Binding, DeviceClaim, PCIAddress)]) -> [Ownership] {
+        var result: [Ownership] = []
+        for (binding, claim, address) in claims {
+            let group = groupOf[address]
+            result.append(Ownership(address: address, vm: binding.vm, attach: true, via: address, group: group))
+            guard claim.group != .device, let group else { continue }
+            for sibling in endpoints(ofGroup: group) where sibling != address {
+                result.append(Ownership(address: sibling, vm: binding.vm, attach: claim.group == .attach, via: address, group: group))
+            }
+        }
+        return result
+    }
+
+    /// A device owned by two bindings, or a group split between two VMs, is a
+    /// conflict: blocked for all of them; everything else proceeds.
+    mutating func resolveConflicts(_ candidates: [Ownership]) {
+        var byAddress: [PCIAddress: [Ownership]] = [:]
+        for candidate in candidates { byAddress[candidate.address, default: []].append(candidate) }
+        var vmsOfGroup: [Int: Set<String>] = [:]
+        for candidate in candidates { if let group = candidate.group { vmsOfGroup[group, default: []].insert(candidate.vm) } }
+        for (address, owners) in byAddress {
+            let vms = Set(owners.map(\.vm))
+            if vms.count > 1 {
+                frozen.insert(address)
+                block("pci \(address)", "claimed by more than one VM (\(vms.sorted().joined(separator: ", "))); a device belongs to one VM")
+                continue
+            }
+            if let group = owners[0].group, let groupVMs = vmsOfGroup[group], groupVMs.count > 1 {
+                frozen.insert(address)
+                block("pci \(address)", "IOMMU group \(group) is split between VMs \(groupVMs.sorted().joined(separator: " and ")); VFIO gives a group to one VM only")
+                continue
+            }
+            // A device claimed directly wins over being a sibling of another claim.
+            var chosen = owners.first { $0.via == address } ?? owners[0]
+            chosen.attach = owners.contains { $0.attach }
+            owned[address] = chosen
+        }
+    }
+
+    /// Devices the host needs are never detached, and neither is any member
+    /// of their group that the same VM owns (the group moves as one).
+    mutating func applySafety() {
+        var reasons: [PCIAddress: String] = [:]
+        for address in manifest.host.protect { reasons[address] = "listed in host.protect" }
+        for use in observed.hostUses { reasons[use.address] = reasons[use.address] ?? use.reason }
+        var units: [String: [PCIAddress]] = [:]
+        for (address, ownership) in owned {
+            units[ownership.group.map { "\(ownership.vm)#\($0)" } ?? "\(ownership.vm)@\(address)", default: []].append(address)
+        }
+        for (_, members) in units.sorted(by: { $0.key < $1.key }) {
+            guard let critical = members.sorted().first(where: { reasons[$0] != nil }) else { continue }
+            for member in members {
+                let why = critical == member
+                    ? "\(member) is needed by the host: \(reasons[critical]!)"
+                    : "IOMMU group \(owned[member]?.group.map(String.init) ?? "?") holds \(critical), which the host needs (\(reasons[critical]!)); the group moves as one"
+                owned[member] = nil
+                frozen.insert(member)
+                block("pci \(member)", why)
+            }
+        }
+    }
+
+    /// `group: device` is refused while a sibling is on a host driver: QEMU
+    /// would fail with the seed's "group N is not viable".
+    mutating func checkViability() {
+        for address in owned.keys.sorted() {
+            guard let ownership = owned[address], let group = ownership.group else { continue }
+            let strangers = endpoints(ofGroup: group).filter { $0 != address && owned[$0] == nil }
+            let onHost = strangers.filter { driver($0).map { !Planner.viableDrivers.contains($0) } ?? false }
+            guard !onHost.isEmpty else { continue }
+            owned[address] = nil
+            frozen.insert(address)
+            let list = onHost.map { "\($0) (\(driver($0) ?? "no driver"))" }.joined(separator: ", ")
+            block("pci \(address)",
+                "group \(group) is not viable: its other devices \(list) are on host drivers; claim it with group: attach or hold, or bind them to vfio-pci")
+        }
+    }
+
+    func domainIsActive(_ vm: String) -> Bool { observed.domain(vm)?.isActive ?? false }
+
+    /// A running domain that has this PCI device in its live XML.
+    func liveUser(_ address: PCIAddress) -> String? {
+        observed.domains.first { $0.isActive && $0.liveHostdevs.contains { $0.source == .pci(address) } }?.name
+    }
+
+    mutating func planDrivers() {
+        for (address, ownership) in owned.sorted(by: { $0.key < $1.key }) {
+            guard let binding = bindingByVM[ownership.vm] else { continue }
+            let current = driver(address)
+            let wantVFIO = binding.release == .never || domainIsActive(binding.vm)
+            let key = "pci \(address)"
+            if wantVFIO {
+                if current != Planner.vfioDriver {
+                    let why = ownership.via == address
+                        ? "claimed by \(ownership.vm)"
+                        : "IOMMU group \(ownership.group.map(String.init) ?? "?") sibling of \(ownership.via), owned by \(ownership.vm)"
+                            + (ownership.attach ? "" : " (held, not attached)")
+                    steps.append(Step(.bind(address, driver: Planner.vfioDriver, vm: ownership.vm), reason: why))
+                    deviceConditions[key] = .pending("to be bound to vfio-pci for \(ownership.vm)")
+                } else {
+                    deviceConditions[key] = deviceConditions[key] ?? .ready
+                }
+            } else if current == Planner.vfioDriver, let entry = ledger.devices[address] {
+                if let user = liveUser(address) {
+                    deviceConditions[key] = .pending("in use by running \(user); released when it stops")
+                    continue
+                }
+                steps.append(Step(.restore(address, driver: entry.originalDriver),
+                    reason: "\(ownership.vm) is shut off and its binding says release: onStop"))
+                deviceConditions[key] = .pending("to be released to \(entry.originalDriver ?? "its host driver")")
+            } else {
+                deviceConditions[key] = deviceConditions[key] ?? .ready
+            }
+        }
+    }
+
+    /// Devices this tool bound that nothing owns any more go back to the
+    /// driver they had; devices on vfio-pci that it did not bind are foreign.
+    mutating func planOrphans() {
+        for (address, entry) in ledger.devices.sorted(by: { $0.key < $1.key }) where owned[address] == nil && !frozen.contains(address) {
+            let key = "pci \(address)"
+            guard device(address) != nil else {
+                steps.append(Step(.restore(address, driver: entry.originalDriver), reason: "\(address) is gone from the host; forget it"))
+                continue
+            }
+            guard manifest.host.orphans == .release else {
+                notes.append("\(address) is an orphan kept on vfio-pci (host.orphans: keep)")
+                continue
+            }
+            if let user = liveUser(address) {
+                deviceConditions[key] = .pending("orphan in use by running \(user); released when it stops")
+                continue
+            }
+            if driver(address) == Planner.vfioDriver || driver(address) == nil {
+                steps.append(Step(.restore(address, driver: entry.originalDriver),
+                    reason: "no binding claims it any more (was \(entry.vm ?? "unowned")); back to \(entry.originalDriver ?? "its host driver")"))
+            } else {
+                // Someone else moved it already: just forget it.
+                steps.append(Step(.restore(address, driver: driver(address)), reason: "already back on \(driver(address)!); forget it"))
+            }
+        }
+        for device in inventory.devices where device.driver == Planner.vfioDriver {
+            guard let address = device.pci?.address, owned[address] == nil, ledger.devices[address] == nil else { continue }
+            notes.append("\(address) is on vfio-pci but was not bound by hostdevd (foreign): left alone")
+        }
+    }
+
+    /// The domains' `<hostdev>` entries this tool manages, config and live.
+    mutating func planDomains() {
+        var desired: [String: [HostdevEntry]] = usbEntries
+        for (address, ownership) in owned.sorted(by: { $0.key < $1.key }) where ownership.attach {
+            desired[ownership.vm, default: []].append(.ours(.pci(address)))
+        }
+        for binding in manifest.bindings {
+            guard observed.libvirtReachable else {
+                bindingConditions[binding.vm] = .pending("libvirt is not reachable; domain config not checked")
+                continue
+            }
+            guard let domain = observed.domain(binding.vm) else {
+                bindingConditions[binding.vm] = .pending("VM \(binding.vm) is not defined; its devices are reserved per 'release'")
+                continue
+            }
+            if !domain.persistent { notes.append("\(binding.vm) is transient: only its live XML can change") }
+        }
+        guard observed.libvirtReachable else { return }
+        for domain in observed.domains {
+            let want = desired[domain.name] ?? []
+            let binding = bindingByVM[domain.name]
+            let handWritten = Set(domain.configHostdevs.filter { !$0.isOurs }.map(\.source))
+            let haveOurs = domain.configHostdevs.filter(\.isOurs)
+            if domain.persistent {
+                for entry in want where !haveOurs.contains(where: { $0.source == entry.source }) {
+                    if handWritten.contains(entry.source) {
+                        notes.append("\(domain.name) already has a hand-written <hostdev> for \(entry); hostdevd leaves it as it is")
+                        continue
+                    }
+                    steps.append(Step(.attachConfig(vm: domain.name, entry), reason: "\(entry) belongs to \(domain.name) per the manifest"))
+                }
+                for entry in haveOurs where !want.contains(where: { $0.source == entry.source }) {
+                    if case .pci(let address) = entry.source, frozen.contains(address) { continue }
+                    steps.append(Step(.detachConfig(vm: domain.name, entry), reason: "no longer claimed by \(domain.name)"))
+                }
+            }
+            guard domain.isActive else { continue }
+            let liveOurs = domain.liveHostdevs.filter(\.isOurs)
+            let liveHand = Set(domain.liveHostdevs.filter { !$0.isOurs }.map(\.source))
+            if binding?.live == true {
+                for entry in want where !liveOurs.contains(where: { $0.source == entry.source }) && !liveHand.contains(entry.source) {
+                    steps.append(Step(.attachLive(vm: domain.name, entry), reason: "\(domain.name) runs and its binding has live: true"))
+                }
+            }
+            for entry in liveOurs where !want.contains(where: { $0.source == entry.source }) {
+                if case .pci(let address) = entry.source, frozen.contains(address) { continue }
+                if binding == nil || binding?.live == true {
+                    steps.append(Step(.detachLive(vm: domain.name, entry), reason: "no longer claimed by running \(domain.name)"))
+                } else if case .pci(let address) = entry.source {
+                    deviceConditions["pci \(address)"] = .pending("still plugged into running \(domain.name) (live: false); released when it stops")
+                }
+            }
+        }
+        // Releases that wait on a live user unplugged in this same plan can go ahead.
+        let unplugged = Set(steps.compactMap { step -> PCIAddress? in
+            if case .detachLive(_, let entry) = step.action, case .pci(let address) = entry.source { return address }
+            return nil
+        })
+        for address in unplugged where ledger.devices[address] != nil && owned[address] == nil && driver(address) == Planner.vfioDriver {
+            if !steps.contains(where: { if case .restore(address, _) = $0.action { return true } else { return false } }),
+                manifest.host.orphans == .release
+            {
+                steps.append(Step(.restore(address, driver: ledger.devices[address]!.originalDriver),
+                    reason: "unplugged and claimed by no binding; back to \(ledger.devices[address]!.originalDriver ?? "its host driver")"))
+                deviceConditions["pci \(address)"] = .pending("to be unplugged, then released")
+            }
+        }
+    }
+
+    mutating func planSRIOV() {
+        for setting in manifest.host.sriov {
+            let key = "sriov \(setting.pf)"
+            guard let pf = device(setting.pf) else {
+                deviceConditions[key] = .pending("\(setting.pf) is not present")
+                continue
+            }
+            guard let sriov = pf.pci?.sriov else {
+                block(key, "\(setting.pf) has no SR-IOV capability (no sriov_totalvfs)")
+                continue
+            }
+            guard setting.numVFs <= sriov.totalVFs else {
+                block(key, "numvfs \(setting.numVFs) is more than \(setting.pf) supports (\(sriov.totalVFs))")
+                continue
+            }
+            guard setting.numVFs != sriov.numVFs else {
+                deviceConditions[key] = .ready
+                continue
+            }
+            let busy = sriov.virtualFunctions.filter { owned[$0] != nil || ledger.devices[$0] != nil || liveUser($0) != nil }
+            if !busy.isEmpty {
+                block(key, "changing numvfs removes VFs that are in use (\(busy.map(\.description).joined(separator: ", "))); release them first")
+                continue
+            }
+            steps.append(Step(.setNumVFs(pf: setting.pf, count: setting.numVFs),
+                reason: "host.sriov asks for \(setting.numVFs) VFs (now \(sriov.numVFs))"))
+            deviceConditions[key] = .pending("numvfs \(sriov.numVFs) → \(setting.numVFs)")
+        }
+    }
+
+    /// Unplug before unbind, bind before plug; by address within a kind.
+    mutating func order() {
+        func rank(_ action: Action) -> Int {
+            switch action {
+            case .detachLive: return 0
+            case .detachConfig: return 1
+            case .restore: return 2
+            case .setNumVFs: return 3
+            case .bind: return 4
+            case .attachConfig: return 5
+            case .attachLive: return 6
+            }
+        }
+        steps = steps.enumerated().sorted { (rank($0.element.action), $0.offset) < (rank($1.element.action), $1.offset) }.map(\.element)
+    }
+
+    // MARK: conditions
+
+    func result() -> Plan {
+        var bindings = bindingConditions
+        for binding in manifest.bindings {
+            let keys = binding.devices.flatMap { claim -> [String] in
+                var keys = [claim.selector.description]
+                if case .pci(let address) = claim.selector, let group = groupOf[address], claim.group != .device {
+                    keys += endpoints(ofGroup: group).map { "pci \($0)" }
+                }
+                return keys
+            } + owned.values.filter { $0.vm == binding.vm }.map { "pci \($0.address)" }
+            let conditions = keys.compactMap { deviceConditions[$0] }
+            let blocked = conditions.compactMap { if case .blocked(let why) = $0 { return why } else { return nil } }
+            if !blocked.isEmpty {
+                bindings[binding.vm] = .blocked(Array(Set(blocked)).sorted().joined(separator: "; "))
+                continue
+            }
+            if bindings[binding.vm] != nil { continue }
+            let vmSteps = steps.filter { step in
+                switch step.action {
+                case .bind(_, _, let vm), .attachConfig(let vm, _), .detachConfig(let vm, _), .attachLive(let vm, _), .detachLive(let vm, _):
+                    return vm == binding.vm
+                case .restore(let address, _): return owned[address]?.vm == binding.vm
+                case .setNumVFs: return false
+                }
+            }
+            if !vmSteps.isEmpty {
+                bindings[binding.vm] = .pending("\(vmSteps.count) step(s) to apply")
+            } else if let waiting = conditions.first(where: { if case .pending = $0 { return true } else { return false } }) {
+                bindings[binding.vm] = waiting
+            } else {
+                bindings[binding.vm] = .ready
+            }
+        }
+        return Plan(steps: steps, bindings: bindings, devices: deviceConditions, notes: notes)
+    }
+}
+
+extension UInt16 {
+    /// `0x10de` or `10de`.
+    init?(hexID text: String) {
+        self.init(text.hasPrefix("0x") ? String(text.dropFirst(2)) : text, radix: 16)
+    }
+}
