@@ -39,30 +39,37 @@ let package = Package(
         .target(
             name: "HostdevLibvirt", dependencies: ["HostdevCore", "CLibvirt", "CLibXML2"], swiftSettings: strict),
 
+        // Layer 4: observe → plan → act → report, over the adapters.
+        .target(
+            name: "HostdevController",
+            dependencies: ["HostdevCore", "HostdevManifest", "HostdevSysfs", "HostdevUdev", "HostdevLibvirt"],
+            swiftSettings: strict),
+
         // Layer 5: executables (argument parsing and wiring only).
         .executableTarget(
             name: "hostdevctl",
             dependencies: [
-                "HostdevCore", "HostdevSysfs", "HostdevUdev", "HostdevLibvirt",
+                "HostdevCore", "HostdevManifest", "HostdevSysfs", "HostdevUdev", "HostdevLibvirt", "HostdevController",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
         .executableTarget(name: "hostdevd", dependencies: ["HostdevCore"], swiftSettings: strict),
         .executableTarget(
-            name: "hostdev-bench", dependencies: ["HostdevCore", "HostdevSysfs", "HostdevTestSupport"],
+            name: "hostdev-bench", dependencies: ["HostdevCore", "HostdevManifest", "HostdevSysfs", "HostdevTestSupport"],
             swiftSettings: strict),
 
         // Test support shared by every test target and the benchmarks.
         .target(name: "HostdevTestSupport", dependencies: ["HostdevCore", "HostdevSysfs"], swiftSettings: strict),
 
-        .testTarget(name: "HostdevCoreTests", dependencies: ["HostdevCore"], swiftSettings: strict),
+        .testTarget(name: "HostdevCoreTests", dependencies: ["HostdevCore", "HostdevManifest"], swiftSettings: strict),
         .testTarget(
             name: "HostdevSysfsTests", dependencies: ["HostdevCore", "HostdevSysfs", "HostdevTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "HostdevIntegrationTests",
             dependencies: [
-                "HostdevCore", "HostdevSysfs", "HostdevUdev", "HostdevLibvirt", "HostdevTestSupport", "hostdevctl",
+                "HostdevCore", "HostdevManifest", "HostdevSysfs", "HostdevUdev", "HostdevLibvirt", "HostdevController",
+                "HostdevTestSupport", "hostdevctl",
             ],
             swiftSettings: strict),
     ],

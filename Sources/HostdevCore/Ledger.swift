@@ -18,9 +18,22 @@ public struct Ledger: Sendable, Equatable, Codable {
     public var devices: [PCIAddress: Entry]
     /// The step that was about to run; set before it, cleared after it.
     public var intent: Action?
+    /// Devices given back by `hostdevctl release`, with the fingerprint of the
+    /// manifest they were released under: not bound again until it changes.
+    public var released: [PCIAddress: String]
 
-    public init(devices: [PCIAddress: Entry] = [:], intent: Action? = nil) {
+    public init(devices: [PCIAddress: Entry] = [:], intent: Action? = nil, released: [PCIAddress: String] = [:]) {
         self.devices = devices
         self.intent = intent
+        self.released = released
+    }
+
+    enum CodingKeys: String, CodingKey { case devices, intent, released }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        devices = try container.decodeIfPresent([PCIAddress: Entry].self, forKey: .devices) ?? [:]
+        intent = try container.decodeIfPresent(Action.self, forKey: .intent)
+        released = try container.decodeIfPresent([PCIAddress: String].self, forKey: .released) ?? [:]
     }
 }

@@ -17,10 +17,24 @@ public struct SourceLocation: Sendable, Hashable, Codable, CustomStringConvertib
 public struct Manifest: Sendable, Equatable {
     public var host: HostPolicy
     public var bindings: [Binding]
+    /// Identifies this text of the manifest: an emergency release holds
+    /// until the manifest changes.
+    public var fingerprint: String?
 
-    public init(host: HostPolicy = HostPolicy(), bindings: [Binding] = []) {
+    public init(host: HostPolicy = HostPolicy(), bindings: [Binding] = [], fingerprint: String? = nil) {
         self.host = host
         self.bindings = bindings
+        self.fingerprint = fingerprint
+    }
+
+    /// FNV-1a of the manifest's bytes, as hex.
+    public static func fingerprint(of text: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        return hex(hash, 16)
     }
 }
 

@@ -41,6 +41,8 @@ struct Planning {
     var usbEntries: [String: [HostdevEntry]] = [:]
     /// Devices left exactly as they are (conflicts, blocked groups).
     var frozen = Set<PCIAddress>()
+    /// Every device condition key that concerns a VM's binding.
+    var keysOfVM: [String: Set<String>] = [:]
 
     init(manifest: Manifest, observed: ObservedHost, ledger: Ledger) {
         self.manifest = manifest
@@ -90,6 +92,7 @@ struct Planning {
         for binding in manifest.bindings {
             for claim in binding.devices {
                 let key = claim.selector.description
+                keysOfVM[binding.vm, default: []].insert(key)
                 switch claim.selector {
                 case .pci(let address):
                     guard let found = device(address) else {
@@ -154,10 +157,14 @@ struct Planning {
     }
 
     /// `attach` and `hold` take the whole IOMMU group; `device` the device alone.
-    func expandGroups(_ claims: [(Binding, DeviceClaim, PCIAddress)]) -> [Ownership] {
+    mutating func expandGroups(_ claims: [(Binding, DeviceClaim, PCIAddress)]) -> [Ownership] {
         var result: [Ownership] = []
         for (binding, claim, address) in claims {
             let group = groupOf[address]
+            keysOfVM[binding.vm, default: []].insert("pci \(address)")
+            if claim.group != .device, let group {
+                for member in endpoints(ofGroup: group) { keysOfVM[binding.vm, default: []].insert("pci \(member)") }
+            }
             result.append(Ownership(address: address, vm: binding.vm, attach: true, via: address, group: group))
             guard claim.group != .device, let group else { continue }
             for sibling in endpoints(ofGroup: group) where sibling != address {
@@ -245,6 +252,10 @@ struct Planning {
             let current = driver(address)
             let wantVFIO = binding.release == .never || domainIsActive(binding.vm)
             let key = "pci \(address)"
+            if let fingerprint = ledger.released[address], fingerprint == manifest.fingerprint {
+                deviceConditions[key] = .pending("released by hand (hostdevctl release); bound again after the next manifest edit")
+                continue
+            }
             if wantVFIO {
                 if current != Planner.vfioDriver {
                     let why = ownership.via == address
@@ -331,6 +342,9 @@ struct Planning {
                         continue
                     }
                     steps.append(Step(.attachConfig(vm: domain.name, entry), reason: "\(entry) belongs to \(domain.name) per the manifest"))
+                    if case .ready = deviceConditions[entry.description] ?? .ready {
+                        deviceConditions[entry.description] = .pending("to be added to \(domain.name)'s config")
+                    }
                 }
                 for entry in haveOurs where !want.contains(where: { $0.source == entry.source }) {
                     if case .pci(let address) = entry.source, frozen.contains(address) { continue }
@@ -421,13 +435,7 @@ struct Planning {
     func result() -> Plan {
         var bindings = bindingConditions
         for binding in manifest.bindings {
-            let keys = binding.devices.flatMap { claim -> [String] in
-                var keys = [claim.selector.description]
-                if case .pci(let address) = claim.selector, let group = groupOf[address], claim.group != .device {
-                    keys += endpoints(ofGroup: group).map { "pci \($0)" }
-                }
-                return keys
-            } + owned.values.filter { $0.vm == binding.vm }.map { "pci \($0.address)" }
+            let keys = (keysOfVM[binding.vm] ?? []).sorted()
             let conditions = keys.compactMap { deviceConditions[$0] }
             let blocked = conditions.compactMap { if case .blocked(let why) = $0 { return why } else { return nil } }
             if !blocked.isEmpty {

@@ -65,7 +65,7 @@ public struct ManifestDecoder {
             bindings = list.compactMap { decodeBinding($0) }
         }
         checkDuplicates(bindings, host: host)
-        return Manifest(host: host, bindings: bindings)
+        return Manifest(host: host, bindings: bindings, fingerprint: Manifest.fingerprint(of: text))
     }
 
     mutating func decodeHost(_ node: Node) -> HostPolicy {

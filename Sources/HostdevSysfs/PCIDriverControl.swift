@@ -28,7 +28,10 @@ public struct PCIDriverControl: Sendable {
         if previous == driver { return previous }
         do {
             try writer.write(driver, to: path + "/driver_override")
-            if previous != nil { try writer.write(address.description, to: path + "/driver/unbind") }
+            if previous != nil {
+                try writer.write(address.description, to: path + "/driver/unbind")
+                try confirm(address, isOn: nil)
+            }
             try writer.write(address.description, to: "/sys/bus/pci/drivers_probe")
             try confirm(address, isOn: driver)
         } catch {
@@ -45,7 +48,10 @@ public struct PCIDriverControl: Sendable {
         try writer.write("\n", to: path + "/driver_override")
         let current = self.driver(of: address)
         if current == original && current != nil { return }
-        if current != nil { try writer.write(address.description, to: path + "/driver/unbind") }
+        if current != nil {
+            try writer.write(address.description, to: path + "/driver/unbind")
+            try confirm(address, isOn: nil)
+        }
         if let original {
             try writer.write(address.description, to: "/sys/bus/pci/drivers/\(original)/bind")
             try confirm(address, isOn: original)
@@ -54,12 +60,34 @@ public struct PCIDriverControl: Sendable {
         }
     }
 
-    func confirm(_ address: PCIAddress, isOn expected: String) throws(SysfsError) {
-        let actual = driver(of: address)
+    /// Whether `address` exists under the root.
+    public func exists(_ address: PCIAddress) -> Bool { root.directory(devicePath(address)) != nil }
+
+    /// Sets a PF's VF count. The kernel refuses to change a non-zero count
+    /// to another non-zero one (EBUSY), so that goes through 0.
+    public func setNumVFs(_ pf: PCIAddress, _ count: Int) throws(SysfsError) {
+        let path = devicePath(pf) + "/sriov_numvfs"
+        let current = root.read(path).flatMap { Int($0) } ?? 0
+        if current == count { return }
+        if current != 0 && count != 0 { try writer.write("0", to: path) }
+        try writer.write(String(count), to: path)
+    }
+
+    /// Waits, boundedly, for the `driver` link to show `expected`: a write to
+    /// a control file is synchronous on Linux for vfio-pci, but drivers that
+    /// probe asynchronously answer a moment later.
+    func confirm(_ address: PCIAddress, isOn expected: String?, within seconds: Double = 2) throws(SysfsError) {
+        var waited = 0.0
+        var actual = driver(of: address)
+        while actual != expected && waited < seconds {
+            usleep(1_000)
+            waited += 0.001
+            actual = driver(of: address)
+        }
         guard actual == expected else {
             throw SysfsError(
                 .verify, path: root.hostPath(devicePath(address) + "/driver"), errno: 0,
-                detail: "\(address) is on \(actual ?? "no driver") after probing, expected \(expected)"
+                detail: "\(address) is on \(actual ?? "no driver"), expected \(expected ?? "no driver")"
                     + (expected == "vfio-pci" ? "; is the vfio-pci module loaded (modprobe vfio-pci)?" : ""))
         }
     }

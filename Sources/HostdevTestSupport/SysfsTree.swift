@@ -319,6 +319,17 @@ public final class SysfsTree: @unchecked Sendable {
         classDevice(path, subsystem: "/sys/class/block", list: "/sys/class/block/\(name)")
     }
 
+    /// `/proc/mounts` and `/proc/net/route` under the root: what the host-use
+    /// scanner reads to find devices the host needs.
+    public func setProc(mounts: [String], routes: [String] = [], inet6: [String] = []) {
+        FileTree.makeDirectory(host("/proc/net"))
+        FileTree.write(host("/proc/mounts"), mounts.map { $0 + "\n" }.joined())
+        FileTree.write(
+            host("/proc/net/route"),
+            "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n" + routes.map { $0 + "\n" }.joined())
+        FileTree.write(host("/proc/net/if_inet6"), inet6.map { $0 + "\n" }.joined())
+    }
+
     /// A virtual device (loopback): present in sysfs, left out of inventories.
     public func addVirtualNet(_ name: String) {
         let path = "/sys/devices/virtual/net/\(name)"

@@ -46,6 +46,10 @@ extension SysfsTree {
         tree.addNet("eno1", under: nic, mac: "3c:7c:3f:1e:22:10", up: true)
         tree.addVirtualNet("lo")
         tree.addPCIDriver("vfio-pci")
+        // The NVMe holds / and the SATA disk /srv; eno1 has a route.
+        tree.setProc(
+            mounts: ["/dev/nvme0n1p1 / ext4 rw,relatime 0 0", "/dev/sda1 /srv/data\\040set ext4 rw 0 0", "tmpfs /run tmpfs rw 0 0"],
+            routes: ["eno1\t00000000\t0102A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0"])
         return tree
     }
 

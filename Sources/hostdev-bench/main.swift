@@ -126,8 +126,13 @@ let options = parseOptions()
 for benchmark in options.benchmarks {
     switch benchmark {
     case "inventory": benchmarkInventory(options)
+    case "workstation-tree":
+        // Not a benchmark: lays out the test workstation and keeps it (for snapshots and demos).
+        let tree = SysfsTree.workstation()
+        tree.keep = true
+        print(tree.root)
     default:
-        print("unknown benchmark '\(benchmark)'; known: inventory")
+        print("unknown benchmark '\(benchmark)'; known: inventory, workstation-tree")
         exit(2)
     }
 }

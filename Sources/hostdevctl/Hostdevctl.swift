@@ -10,7 +10,7 @@ struct Hostdevctl: AsyncParsableCommand {
             and (with hostdevd) keeps them bound to the VMs a manifest names.
             """,
         version: "0.1.0",
-        subcommands: [Devices.self, Monitor.self])
+        subcommands: [Devices.self, Validate.self, PlanCommand.self, Apply.self, Release.self, Status.self, Snapshot.self, Monitor.self])
 }
 
 /// Options every command that looks at the host shares.
@@ -27,6 +27,7 @@ struct HostOptions: ParsableArguments {
 struct Failure: Error, CustomStringConvertible {
     var description: String
     init(_ error: any Error) { description = String(describing: error) }
+    init(message: String) { description = message }
 }
 
 func fail(_ error: any Error) -> ExitCode {

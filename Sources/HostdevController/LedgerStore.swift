@@ -1,0 +1,90 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import FoundationEssentials
+public import HostdevCore
+
+/// A state-directory failure: what, where, errno, and what to do.
+public struct StateError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+}
+
+/// The ledger on disk (`<state-dir>/ledger.json`), replaced atomically:
+/// temp file, fsync, rename, fsync of the directory. A crash leaves either
+/// the old or the new ledger, never half of one.
+public struct LedgerStore: Sendable {
+    public let directory: String
+    public var path: String { directory + "/ledger.json" }
+
+    public init(directory: String) { self.directory = directory }
+
+    public func load() throws -> Ledger {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 && errno == ENOENT { return Ledger() }
+        guard fd >= 0 else { throw StateError(description: "cannot read \(path): \(String(cString: strerror(errno)))") }
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fd, &buffer, buffer.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            data.append(contentsOf: buffer[0..<n])
+        }
+        close(fd)
+        do {
+            return try JSONDecoder().decode(Ledger.self, from: data)
+        } catch {
+            // Never overwrite a ledger that cannot be read: it is the only
+            // record of which drivers to give back.
+            throw StateError(description: "\(path) is not a readable ledger (\(error)); move it aside only after checking which devices it lists")
+        }
+    }
+
+    public func save(_ ledger: Ledger) throws {
+        try makeDirectory()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try encoder.encode(ledger)
+        let temporary = path + ".tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StateError(description: "cannot write \(temporary): \(String(cString: strerror(errno))); is --state-dir writable?") }
+        let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd)
+        close(fd)
+        guard written == data.count, synced == 0 else {
+            throw StateError(description: "cannot write \(temporary): \(String(cString: strerror(errno)))")
+        }
+        guard rename(temporary, path) == 0 else {
+            throw StateError(description: "cannot replace \(path): \(String(cString: strerror(errno)))")
+        }
+        let dir = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dir >= 0 {
+            fsync(dir)
+            close(dir)
+        }
+    }
+
+    func makeDirectory() throws {
+        var path = ""
+        for part in directory.split(separator: "/") {
+            path += "/" + part
+            if mkdir(path, 0o755) != 0 && errno != EEXIST {
+                throw StateError(description: "cannot create \(path): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    /// Holds `<state-dir>/lock` exclusively while `body` runs: one apply,
+    /// hook or daemon reconcile at a time.
+    public func withLock<T>(_ body: () throws -> T) throws -> T {
+        try makeDirectory()
+        let fd = open(directory + "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StateError(description: "cannot open \(directory)/lock: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw StateError(description: "cannot lock \(directory)/lock: \(String(cString: strerror(errno)))") }
+        }
+        defer { flock(fd, LOCK_UN) }
+        return try body()
+    }
+}

@@ -1,0 +1,143 @@
+import CLibXML2
+public import HostdevCore
+
+/// Reading and editing a domain's `<hostdev>` entries. Edits go through
+/// libxml2 on the document libvirt gave, so everything else in it —
+/// including hand-written hostdevs, comments and unknown elements — is
+/// written back exactly as it was.
+public enum DomainXML {
+    /// The `<hostdev mode='subsystem'>` entries of a domain document.
+    public static func hostdevs(_ xml: String, source: String) throws -> [HostdevEntry] {
+        let domain = try XMLElement.parse(xml, source: source)
+        return (domain.child("devices")?.children("hostdev") ?? []).compactMap(entry)
+    }
+
+    static func entry(_ hostdev: XMLElement) -> HostdevEntry? {
+        guard hostdev.attributes["mode"] ?? "subsystem" == "subsystem", let src = hostdev.child("source") else { return nil }
+        let alias = hostdev.child("alias")?.attributes["name"]
+        let managed = hostdev.attributes["managed"] == "yes"
+        switch hostdev.attributes["type"] {
+        case "pci":
+            guard let address = src.child("address").flatMap(NodeDeviceInventory.address) else { return nil }
+            return HostdevEntry(source: .pci(address), alias: alias, managed: managed)
+        case "usb":
+            if let vendor = src.child("vendor")?.attributes["id"].flatMap({ UInt16(hexID: $0) }),
+                let product = src.child("product")?.attributes["id"].flatMap({ UInt16(hexID: $0) })
+            {
+                return HostdevEntry(source: .usbID(vendor: vendor, product: product), alias: alias, managed: managed)
+            }
+            if let address = src.child("address"), let bus = address.attributes["bus"].flatMap(NodeDeviceInventory.integer),
+                let device = address.attributes["device"].flatMap(NodeDeviceInventory.integer)
+            {
+                return HostdevEntry(source: .usbAddress(bus: bus, device: device), alias: alias, managed: managed)
+            }
+            return nil
+        default:
+            return nil
+        }
+    }
+
+    /// The `<hostdev>` element hostdevd writes: `managed='no'` (it binds the
+    /// driver itself) and its user alias, so it can tell its own entries apart.
+    public static func element(_ entry: HostdevEntry) -> String {
+        let source: String
+        let type: String
+        switch entry.source {
+        case .pci(let a):
+            type = "pci"
+            source = "<address domain='0x\(hex(a.domain, 4))' bus='0x\(hex(a.bus, 2))' slot='0x\(hex(a.slot, 2))' function='0x\(a.function)'/>"
+        case .usbID(let vendor, let product):
+            type = "usb"
+            source = "<vendor id='0x\(hex(vendor, 4))'/><product id='0x\(hex(product, 4))'/>"
+        case .usbAddress(let bus, let device):
+            type = "usb"
+            source = "<address bus='\(bus)' device='\(device)'/>"
+        }
+        let alias = entry.alias.map { "<alias name='\($0)'/>" } ?? ""
+        return "<hostdev mode='subsystem' type='\(type)' managed='\(entry.managed ? "yes" : "no")'><source>\(source)</source>\(alias)</hostdev>"
+    }
+
+    /// The domain document with `entry` added to `<devices>`.
+    public static func adding(_ entry: HostdevEntry, to xml: String, source: String) throws -> String {
+        try edit(xml, source: source) { document, devices in
+            let fragment = try parseFragment(element(entry), source: "hostdev")
+            defer { xmlFreeDoc(fragment) }
+            guard let root = xmlDocGetRootElement(fragment), let copy = xmlDocCopyNode(root, document, 1) else {
+                throw XMLParseError(source: source, detail: "cannot build the <hostdev> element")
+            }
+            xmlAddChild(devices, copy)
+        }
+    }
+
+    /// The domain document without hostdevd's `<hostdev>` for `entry`'s
+    /// source (found by its user alias; hand-written entries never match).
+    public static func removing(_ entry: HostdevEntry, from xml: String, source: String) throws -> String {
+        try edit(xml, source: source) { _, devices in
+            var child = devices.pointee.children
+            while let node = child {
+                child = node.pointee.next
+                guard node.pointee.type == XML_ELEMENT_NODE, name(node) == "hostdev",
+                    let alias = aliasName(node), alias == entry.alias
+                else { continue }
+                xmlUnlinkNode(node)
+                xmlFreeNode(node)
+            }
+        }
+    }
+
+    // MARK: libxml2 plumbing
+
+    static func name(_ node: xmlNodePtr) -> String { String(cString: node.pointee.name) }
+
+    static func aliasName(_ hostdev: xmlNodePtr) -> String? {
+        var child = hostdev.pointee.children
+        while let node = child {
+            if node.pointee.type == XML_ELEMENT_NODE, name(node) == "alias", let value = xmlGetProp(node, "name") {
+                defer { CLibXML2_free(value) }
+                return String(cString: value)
+            }
+            child = node.pointee.next
+        }
+        return nil
+    }
+
+    static func parseFragment(_ xml: String, source: String) throws -> xmlDocPtr {
+        let bytes = Array(xml.utf8)
+        let options = Int32(XML_PARSE_NONET.rawValue | XML_PARSE_NOERROR.rawValue | XML_PARSE_NOWARNING.rawValue)
+        let parsed = bytes.withUnsafeBufferPointer { buffer in
+            buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buffer.count) {
+                xmlReadMemory($0, Int32(buffer.count), source, "UTF-8", options)
+            }
+        }
+        guard let parsed else { throw XMLParseError(source: source, detail: "not well-formed") }
+        return parsed
+    }
+
+    static func edit(_ xml: String, source: String, _ change: (xmlDocPtr, xmlNodePtr) throws -> Void) throws -> String {
+        let document = try parseFragment(xml, source: source)
+        defer { xmlFreeDoc(document) }
+        guard let root = xmlDocGetRootElement(document), name(root) == "domain" else {
+            throw XMLParseError(source: source, detail: "not a <domain> document")
+        }
+        var devices: xmlNodePtr?
+        var child = root.pointee.children
+        while let node = child {
+            if node.pointee.type == XML_ELEMENT_NODE, name(node) == "devices" { devices = node }
+            child = node.pointee.next
+        }
+        if devices == nil { devices = xmlNewChild(root, nil, "devices", nil) }
+        try change(document, devices!)
+        var buffer: UnsafeMutablePointer<xmlChar>?
+        var size: Int32 = 0
+        xmlDocDumpMemory(document, &buffer, &size)
+        guard let buffer else { throw XMLParseError(source: source, detail: "cannot serialise the edited domain") }
+        defer { CLibXML2_free(buffer) }
+        return String(cString: buffer)
+    }
+}
+
+extension UInt16 {
+    init?(hexID text: String) {
+        self.init(text.hasPrefix("0x") ? String(text.dropFirst(2)) : text, radix: 16)
+    }
+}
