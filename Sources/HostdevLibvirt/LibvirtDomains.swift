@@ -89,3 +89,25 @@ extension LibvirtConnection {
         virDomainFree(defined)
     }
 }
+
+extension LibvirtConnection {
+    /// Defines (or redefines) a persistent domain from XML.
+    public func define(xml: String) throws {
+        guard let domain = virDomainDefineXML(pointer, xml) else { throw LibvirtError.last("defining a domain") }
+        virDomainFree(domain)
+    }
+
+    /// Undefines a shut-off domain; a missing one is not an error.
+    public func undefine(_ vm: String) throws {
+        guard let domain = virDomainLookupByName(pointer, vm) else { return }
+        defer { virDomainFree(domain) }
+        guard virDomainUndefine(domain) == 0 else { throw LibvirtError.last("undefining \(vm)") }
+    }
+
+    /// The persistent definition's XML, as libvirt dumps it.
+    public func configXML(_ vm: String) throws -> String {
+        let domain = try lookup(vm)
+        defer { virDomainFree(domain) }
+        return try xml(domain, vm, inactive: true)
+    }
+}

@@ -29,7 +29,7 @@ public final class FakeKernel: SysfsWriter {
         SysfsError(.write, path: tree.host(path), errno: code)
     }
 
-    private func apply(_ value: String, to path: String) throws(SysfsError) {
+    func apply(_ value: String, to path: String) throws(SysfsError) {
         let trimmed = value.hasSuffix("\n") ? String(value.dropLast()) : value
         let name = SysfsPath.lastComponent(path)
         let parent = SysfsPath.parent(path)
