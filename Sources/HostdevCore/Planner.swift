@@ -373,7 +373,7 @@ struct Planning {
             if case .detachLive(_, let entry) = step.action, case .pci(let address) = entry.source { return address }
             return nil
         })
-        for address in unplugged where ledger.devices[address] != nil && owned[address] == nil && driver(address) == Planner.vfioDriver {
+        for address in unplugged.sorted() where ledger.devices[address] != nil && owned[address] == nil && driver(address) == Planner.vfioDriver {
             if !steps.contains(where: { if case .restore(address, _) = $0.action { return true } else { return false } }),
                 manifest.host.orphans == .release
             {

@@ -42,21 +42,41 @@ public struct PCIDriverControl: Sendable {
     }
 
     /// Returns `address` to `original` (or, when nil, to whatever driver the
-    /// kernel matches), clearing the override first so the host driver may bind.
+    /// kernel matches), clearing the override first so the host driver may
+    /// bind. If the host driver will not take it, the device goes back to
+    /// the driver it was on: it is never left with none.
     public func restore(_ address: PCIAddress, to original: String?) throws(SysfsError) {
         let path = devicePath(address)
-        try writer.write("\n", to: path + "/driver_override")
         let current = self.driver(of: address)
-        if current == original && current != nil { return }
+        if current == original && current != nil {
+            try writer.write("\n", to: path + "/driver_override")
+            return
+        }
+        try writer.write("\n", to: path + "/driver_override")
         if current != nil {
             try writer.write(address.description, to: path + "/driver/unbind")
             try confirm(address, isOn: nil)
         }
-        if let original {
-            try writer.write(address.description, to: "/sys/bus/pci/drivers/\(original)/bind")
-            try confirm(address, isOn: original)
-        } else {
-            try writer.write(address.description, to: "/sys/bus/pci/drivers_probe")
+        do {
+            if let original {
+                do {
+                    try writer.write(address.description, to: "/sys/bus/pci/drivers/\(original)/bind")
+                    try confirm(address, isOn: original)
+                } catch {
+                    // The named driver refused (or is gone): let the kernel match one.
+                    try writer.write(address.description, to: "/sys/bus/pci/drivers_probe")
+                    try confirm(address, isOn: original)
+                }
+            } else {
+                try writer.write(address.description, to: "/sys/bus/pci/drivers_probe")
+            }
+        } catch {
+            if driver(of: address) == nil, let current {
+                // Put it back where it was rather than leave it driverless.
+                try? writer.write(current, to: path + "/driver_override")
+                try? writer.write(address.description, to: "/sys/bus/pci/drivers_probe")
+            }
+            throw error
         }
     }
 

@@ -19,7 +19,9 @@ public struct KernelSysfsWriter: SysfsWriter {
 
     public func write(_ value: String, to kernelPath: String) throws(SysfsError) {
         let path = root.hostPath(kernelPath)
-        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        // O_TRUNC as the shell's `>` does: sysfs ignores it, and a shorter
+        // value in a plain file (a recorded tree) replaces the longer one.
+        let fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
         guard fd >= 0 else { throw SysfsError(.write, path: path, errno: errno) }
         defer { close(fd) }
         var bytes = Array(value.utf8)

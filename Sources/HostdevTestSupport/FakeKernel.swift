@@ -80,7 +80,10 @@ public final class FakeKernel: SysfsWriter {
     }
 
     private func override(_ address: PCIAddress) -> String? {
-        guard let text = tree.sysfs.read(tree.pciPath(address) + "/driver_override"), text != "(null)" else { return nil }
+        // Writing "\n" clears an override: the kernel then shows "(null)";
+        // a plain file written by another process just holds the newline.
+        guard let text = tree.sysfs.read(tree.pciPath(address) + "/driver_override"), text != "(null)", !text.isEmpty
+        else { return nil }
         return text
     }
 

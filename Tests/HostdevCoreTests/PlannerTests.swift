@@ -324,3 +324,15 @@ func summaries(_ plan: Plan) -> [String] { plan.steps.map(\.action.summary) }
         #expect(!summaries(result).contains { $0.contains("sriov_numvfs") })
     }
 }
+
+@Suite struct DeterminismTests {
+    /// Dictionaries and sets iterate in a different order each run; a plan must not.
+    @Test func samePlanEveryTime() {
+        let observed = workstation(drivers: [gpu: "vfio-pci", audio: "vfio-pci", port1: "vfio-pci"],
+            domains: [DomainState(name: "ci", state: .running, configHostdevs: [.ours(.pci(gpu)), .ours(.pci(audio))], liveHostdevs: [.ours(.pci(gpu)), .ours(.pci(audio))])])
+        let ledger = Ledger(devices: [gpu: .init(originalDriver: "nouveau", vm: "ci"), audio: .init(originalDriver: "snd_hda_intel", vm: "ci")])
+        let bindings = [binding("ci", DeviceClaim(.pci(port0)), live: true), binding("win11", DeviceClaim(.pci(nic))), binding("x", DeviceClaim(.usbAddress(bus: 1, device: 4)))]
+        let first = plan(bindings, observed, ledger: ledger)
+        for _ in 0..<30 { #expect(plan(bindings, observed, ledger: ledger) == first) }
+    }
+}
