@@ -30,6 +30,13 @@ struct Planning {
     let inventory: Inventory
     let bindingByVM: [String: Binding]
     let groupOf: [PCIAddress: Int]
+    // Indexes built once: a plan over thousands of devices must not scan
+    // the inventory for every question it asks.
+    let deviceAt: [PCIAddress: HostDevice]
+    let membersOf: [Int: [PCIAddress]]
+    let domainByName: [String: DomainState]
+    let liveUsers: [PCIAddress: String]
+    let pciByID: [UInt32: [PCIAddress]]
 
     var steps: [Step] = []
     var bindingConditions: [String: Condition] = [:]
@@ -56,15 +63,35 @@ struct Planning {
             if let pci = device.pci, let group = pci.iommuGroup { groupOf[pci.address] = group }
         }
         self.groupOf = groupOf
+        var deviceAt: [PCIAddress: HostDevice] = [:]
+        var pciByID: [UInt32: [PCIAddress]] = [:]
+        for device in observed.inventory.devices {
+            guard let address = device.pci?.address else { continue }
+            deviceAt[address] = deviceAt[address] ?? device
+            if let vendor = device.vendorID.flatMap({ UInt16(hexID: $0) }), let product = device.productID.flatMap({ UInt16(hexID: $0) }) {
+                pciByID[UInt32(vendor) << 16 | UInt32(product), default: []].append(address)
+            }
+        }
+        self.deviceAt = deviceAt
+        self.pciByID = pciByID.mapValues { $0.sorted() }
+        var membersOf: [Int: [PCIAddress]] = [:]
+        for group in observed.inventory.iommuGroups { membersOf[group.number] = group.members }
+        self.membersOf = membersOf
+        self.domainByName = Dictionary(observed.domains.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var liveUsers: [PCIAddress: String] = [:]
+        for domain in observed.domains where domain.isActive {
+            for entry in domain.liveHostdevs { if case .pci(let address) = entry.source { liveUsers[address] = liveUsers[address] ?? domain.name } }
+        }
+        self.liveUsers = liveUsers
     }
 
-    func device(_ address: PCIAddress) -> HostDevice? { inventory.device(at: address) }
+    func device(_ address: PCIAddress) -> HostDevice? { deviceAt[address] }
     func driver(_ address: PCIAddress) -> String? { device(address)?.driver }
     func isBridge(_ address: PCIAddress) -> Bool { device(address)?.pci?.isBridge ?? false }
 
     /// Non-bridge members of a group: the devices VFIO needs on vfio-pci.
     func endpoints(ofGroup group: Int) -> [PCIAddress] {
-        (inventory.group(group)?.members ?? []).filter { !isBridge($0) }
+        (membersOf[group] ?? []).filter { !isBridge($0) }
     }
 
     mutating func block(_ key: String, _ why: String) { deviceConditions[key] = .blocked(why) }
@@ -87,7 +114,6 @@ struct Planning {
     /// Each claim resolved against the inventory.
     mutating func resolveClaims() -> [(Binding, DeviceClaim, PCIAddress)] {
         var resolved: [(Binding, DeviceClaim, PCIAddress)] = []
-        let pciDevices = inventory.devices.filter { $0.capability == .pci }
         let usbDevices = inventory.devices.filter { $0.capability == .usbDevice }
         for binding in manifest.bindings {
             for claim in binding.devices {
@@ -105,7 +131,7 @@ struct Planning {
                     }
                     resolved.append((binding, claim, address))
                 case .pciID(let vendor, let product, let index):
-                    let matches = pciDevices.filter { idMatches($0, vendor, product) }.compactMap { $0.pci?.address }.sorted()
+                    let matches = pciByID[UInt32(vendor) << 16 | UInt32(product)] ?? []
                     if let address = pick(matches, index: index, key: key, described: { $0.description }) {
                         resolved.append((binding, claim, address))
                     }
@@ -239,12 +265,10 @@ struct Planning {
         }
     }
 
-    func domainIsActive(_ vm: String) -> Bool { observed.domain(vm)?.isActive ?? false }
+    func domainIsActive(_ vm: String) -> Bool { domainByName[vm]?.isActive ?? false }
 
     /// A running domain that has this PCI device in its live XML.
-    func liveUser(_ address: PCIAddress) -> String? {
-        observed.domains.first { $0.isActive && $0.liveHostdevs.contains { $0.source == .pci(address) } }?.name
-    }
+    func liveUser(_ address: PCIAddress) -> String? { liveUsers[address] }
 
     mutating func planDrivers() {
         for (address, ownership) in owned.sorted(by: { $0.key < $1.key }) {
@@ -323,7 +347,7 @@ struct Planning {
                 bindingConditions[binding.vm] = .pending("libvirt is not reachable; domain config not checked")
                 continue
             }
-            guard let domain = observed.domain(binding.vm) else {
+            guard let domain = domainByName[binding.vm] else {
                 bindingConditions[binding.vm] = .pending("VM \(binding.vm) is not defined; its devices are reserved per 'release'")
                 continue
             }
@@ -434,6 +458,16 @@ struct Planning {
 
     func result() -> Plan {
         var bindings = bindingConditions
+        var stepsOfVM: [String: Int] = [:]
+        for step in steps {
+            switch step.action {
+            case .bind(_, _, let vm), .attachConfig(let vm, _), .detachConfig(let vm, _), .attachLive(let vm, _), .detachLive(let vm, _):
+                stepsOfVM[vm, default: 0] += 1
+            case .restore(let address, _):
+                if let vm = owned[address]?.vm { stepsOfVM[vm, default: 0] += 1 }
+            case .setNumVFs: break
+            }
+        }
         for binding in manifest.bindings {
             let keys = (keysOfVM[binding.vm] ?? []).sorted()
             let conditions = keys.compactMap { deviceConditions[$0] }
@@ -443,16 +477,8 @@ struct Planning {
                 continue
             }
             if bindings[binding.vm] != nil { continue }
-            let vmSteps = steps.filter { step in
-                switch step.action {
-                case .bind(_, _, let vm), .attachConfig(let vm, _), .detachConfig(let vm, _), .attachLive(let vm, _), .detachLive(let vm, _):
-                    return vm == binding.vm
-                case .restore(let address, _): return owned[address]?.vm == binding.vm
-                case .setNumVFs: return false
-                }
-            }
-            if !vmSteps.isEmpty {
-                bindings[binding.vm] = .pending("\(vmSteps.count) step(s) to apply")
+            if let count = stepsOfVM[binding.vm], count > 0 {
+                bindings[binding.vm] = .pending("\(count) step(s) to apply")
             } else if let waiting = conditions.first(where: { if case .pending = $0 { return true } else { return false } }) {
                 bindings[binding.vm] = waiting
             } else {

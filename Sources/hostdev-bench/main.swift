@@ -122,17 +122,72 @@ func benchmarkInventory(_ options: Options) {
     print("hostdevctl --version peak RSS (baseline): \(idle.maxRSSKiB / 1024) MiB")
 }
 
+/// 4,096 endpoints, each its own IOMMU group (VF-like), 1,000 domains (every
+/// other one running), 1,000 bindings: 500 by address, 500 by ID + index,
+/// half with release: onStop and live: true; a third of the devices already
+/// bound and attached, so the plan mixes binds, releases and no-ops.
+func planningWorkload(functions: Int, bindings: Int) -> (Manifest, ObservedHost, Ledger) {
+    var devices: [HostDevice] = []
+    var groups: [IOMMUGroup] = []
+    var ledger = Ledger()
+    var domains: [DomainState] = []
+    for i in 0..<functions {
+        let address = PCIAddress(bus: UInt8(1 + i / 256), slot: UInt8((i / 8) % 32), function: UInt8(i % 8))
+        let bound = i < bindings && i % 3 == 0
+        devices.append(HostDevice(
+            name: address.nodeDeviceName, capability: .pci, driver: bound ? "vfio-pci" : "ixgbevf", vendorID: "0x8086",
+            productID: i % 2 == 0 ? "0x10ed" : "0x1515", pci: PCIFunction(address: address, classCode: 0x020000, iommuGroup: 1000 + i)))
+        groups.append(IOMMUGroup(number: 1000 + i, members: [address]))
+        if bound { ledger.devices[address] = .init(originalDriver: "ixgbevf", vm: "vm\(i)") }
+    }
+    var list: [Binding] = []
+    for i in 0..<bindings {
+        let address = devices[i].pci!.address
+        let selector: DeviceSelector = i % 2 == 0
+            ? .pci(address) : .pciID(vendor: 0x8086, device: 0x1515, index: i / 2)
+        list.append(Binding(vm: "vm\(i)", release: i % 4 < 2 ? .never : .onStop, live: i % 4 >= 2, devices: [DeviceClaim(selector)]))
+        let attached: [HostdevEntry] = i % 3 == 0 ? [.ours(.pci(address))] : []
+        domains.append(DomainState(name: "vm\(i)", state: i % 2 == 0 ? .running : .shutoff, configHostdevs: attached,
+            liveHostdevs: i % 2 == 0 ? attached : []))
+    }
+    return (Manifest(bindings: list), ObservedHost(inventory: Inventory(devices: devices, iommuGroups: groups), domains: domains), ledger)
+}
+
+func benchmarkPlan(_ options: Options) {
+    let bindings = 1000
+    print("## plan: \(bindings) bindings over \(options.functions) PCI functions, \(options.runs) runs, release build")
+    let (manifest, observed, ledger) = planningWorkload(functions: options.functions, bindings: bindings)
+    var times: [Double] = []
+    var steps = 0
+    var before = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &before)
+    for _ in 0..<options.runs {
+        let start = now()
+        let plan = Planner.plan(manifest: manifest, observed: observed, ledger: ledger)
+        times.append(now() - start)
+        steps = plan.steps.count
+    }
+    var after = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &after)
+    print(alignColumns([
+        ["measure", "median", "min", "max"],
+        ["Planner.plan (\(steps) steps)", ms(median(times)), ms(times.min()!), ms(times.max()!)],
+    ]))
+    print("process peak RSS after planning: \(after.ru_maxrss / 1024) MiB (before: \(before.ru_maxrss / 1024) MiB)")
+}
+
 let options = parseOptions()
 for benchmark in options.benchmarks {
     switch benchmark {
     case "inventory": benchmarkInventory(options)
+    case "plan": benchmarkPlan(options)
     case "workstation-tree":
         // Not a benchmark: lays out the test workstation and keeps it (for snapshots and demos).
         let tree = SysfsTree.workstation()
         tree.keep = true
         print(tree.root)
     default:
-        print("unknown benchmark '\(benchmark)'; known: inventory, workstation-tree")
+        print("unknown benchmark '\(benchmark)'; known: inventory, plan, workstation-tree")
         exit(2)
     }
 }
