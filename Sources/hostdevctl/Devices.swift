@@ -1,4 +1,5 @@
 import ArgumentParser
+import HostdevController
 import HostdevCore
 import HostdevLibvirt
 import HostdevSysfs
@@ -33,6 +34,12 @@ struct Devices: ParsableCommand {
     @Option(help: "Where to read devices from: \(InventorySource.allCases.map(\.rawValue).joined(separator: ", ")).")
     var source: InventorySource = .udev
 
+    @Option(help: ArgumentHelp("List the devices of a recorded snapshot (hostdevctl snapshot) instead.", valueName: "file"))
+    var observed: String?
+
+    @Option(help: ArgumentHelp("Ledger directory, for the VM that owns each device.", valueName: "dir"))
+    var stateDir: String = "/var/lib/hostdevd"
+
     func validate() throws {
         _ = try capabilities()
     }
@@ -52,8 +59,14 @@ struct Devices: ParsableCommand {
 
     func run() throws {
         let inventory: Inventory
+        var owners: [String: String] = [:]
         do {
-            inventory = try readInventory(source: source, host: host)
+            inventory = try observed.map { try observe(host: host, observedFile: $0).inventory }
+                ?? readInventory(source: source, host: host)
+            // Owners from the ledger: what hostdevd bound, for which VM.
+            for (address, entry) in try LedgerStore(directory: stateDir).load().devices {
+                if let vm = entry.vm { owners[address.nodeDeviceName] = vm }
+            }
         } catch {
             throw fail(error)
         }
@@ -65,7 +78,7 @@ struct Devices: ParsableCommand {
             )
         }
         let output = BufferedOutput()
-        InventoryReport(inventory: inventory, capabilities: try capabilities()).write(format, to: output.write)
+        InventoryReport(inventory: inventory, capabilities: try capabilities(), owners: owners).write(format, to: output.write)
         output.flush()
     }
 }

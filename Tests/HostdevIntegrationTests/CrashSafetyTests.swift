@@ -101,6 +101,10 @@ struct CrashSafetyTests {
         try rig.expectConverged("single run")
         let again = try rig.apply()
         #expect(again.stdout == "No changes. The host matches the manifest.\n")
+        // The inventory names the owning VM from the ledger (VDSM's vmId).
+        let listed = try parseDevicesJSON(try hostdevctl("devices", "--sysfs-root", rig.tree.root, "--state-dir", rig.state, "--format", "json").stdout)
+        #expect(listed["pci_0000_01_00_1"]?["vmId"] as? String == "win11")
+        #expect(listed["pci_0000_00_02_0"]?["vmId"] as? String == "")
     }
 
     /// SIGKILL after each step of the ten-step plan, then apply again: the

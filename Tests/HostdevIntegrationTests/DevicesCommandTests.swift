@@ -66,6 +66,12 @@ import Testing
         }
     }
 
+    @Test func listsARecordedSnapshot() throws {
+        let result = try hostdevctl("devices", "--observed", repositoryRoot + "/manifests/examples/workstation-host.json", "--format", "json")
+        #expect(result.status == 0)
+        #expect(params(try parseDevicesJSON(result.stdout), "pci_0000_01_00_0")?["driver"] as? String == "nouveau")
+    }
+
     @Test func saysPlainlyWhenIOMMUIsOff() throws {
         let bare = SysfsTree()
         bare.addPCI(.init("0000:00:03.0", vendor: "1af4", device: "1041", classCode: 0x020000, driver: "virtio-pci"))
