@@ -66,6 +66,14 @@ public struct PCIAddress: Hashable, Comparable, Sendable, Codable, CustomStringC
     }
 }
 
+extension FixedWidthInteger {
+    /// `0x10de`, `0X10DE` or `10de`: how sysfs, libvirt and manifests write IDs.
+    public init?(hexText: some StringProtocol) {
+        let text = Substring(hexText)
+        self.init(text.hasPrefix("0x") || text.hasPrefix("0X") ? text.dropFirst(2) : text, radix: 16)
+    }
+}
+
 /// Lower-case hex, zero-padded to `width` digits.
 @inlinable
 public func hex(_ value: some BinaryInteger, _ width: Int) -> String {

@@ -68,7 +68,7 @@ struct Planning {
         for device in observed.inventory.devices {
             guard let address = device.pci?.address else { continue }
             deviceAt[address] = deviceAt[address] ?? device
-            if let vendor = device.vendorID.flatMap({ UInt16(hexID: $0) }), let product = device.productID.flatMap({ UInt16(hexID: $0) }) {
+            if let vendor = device.vendorID.flatMap({ UInt16(hexText: $0) }), let product = device.productID.flatMap({ UInt16(hexText: $0) }) {
                 pciByID[UInt32(vendor) << 16 | UInt32(product), default: []].append(address)
             }
         }
@@ -159,7 +159,7 @@ struct Planning {
     }
 
     func idMatches(_ device: HostDevice, _ vendor: UInt16, _ product: UInt16) -> Bool {
-        device.vendorID.flatMap { UInt16(hexID: $0) } == vendor && device.productID.flatMap { UInt16(hexID: $0) } == product
+        device.vendorID.flatMap { UInt16(hexText: $0) } == vendor && device.productID.flatMap { UInt16(hexText: $0) } == product
     }
 
     /// One of several ID matches: `index` picks, otherwise exactly one must match.
@@ -486,12 +486,5 @@ struct Planning {
             }
         }
         return Plan(steps: steps, bindings: bindings, devices: deviceConditions, notes: notes)
-    }
-}
-
-extension UInt16 {
-    /// `0x10de` or `10de`.
-    init?(hexID text: String) {
-        self.init(text.hasPrefix("0x") ? String(text.dropFirst(2)) : text, radix: 16)
     }
 }

@@ -21,8 +21,8 @@ public enum DomainXML {
             guard let address = src.child("address").flatMap(NodeDeviceInventory.address) else { return nil }
             return HostdevEntry(source: .pci(address), alias: alias, managed: managed)
         case "usb":
-            if let vendor = src.child("vendor")?.attributes["id"].flatMap({ UInt16(hexID: $0) }),
-                let product = src.child("product")?.attributes["id"].flatMap({ UInt16(hexID: $0) })
+            if let vendor = src.child("vendor")?.attributes["id"].flatMap({ UInt16(hexText: $0) }),
+                let product = src.child("product")?.attributes["id"].flatMap({ UInt16(hexText: $0) })
             {
                 return HostdevEntry(source: .usbID(vendor: vendor, product: product), alias: alias, managed: managed)
             }
@@ -133,11 +133,5 @@ public enum DomainXML {
         guard let buffer else { throw XMLParseError(source: source, detail: "cannot serialise the edited domain") }
         defer { CLibXML2_free(buffer) }
         return String(cString: buffer)
-    }
-}
-
-extension UInt16 {
-    init?(hexID text: String) {
-        self.init(text.hasPrefix("0x") ? String(text.dropFirst(2)) : text, radix: 16)
     }
 }

@@ -117,6 +117,6 @@ public struct NodeDeviceInventory: Sendable {
 
     /// libvirt writes numbers as decimal or `0x` hex.
     static func integer(_ text: String) -> Int? {
-        text.hasPrefix("0x") ? Int(text.dropFirst(2), radix: 16) : Int(text)
+        text.hasPrefix("0x") ? Int(hexText: text) : Int(text)
     }
 }

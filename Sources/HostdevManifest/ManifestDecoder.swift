@@ -328,8 +328,8 @@ public struct ManifestDecoder {
     /// `"10de"` or `"0x10de"`: four hex digits.
     mutating func hexID(_ node: Node, _ what: String) -> UInt16? {
         guard let text = string(node, what) else { return nil }
-        let digits = text.hasPrefix("0x") || text.hasPrefix("0X") ? String(text.dropFirst(2)) : text
-        guard digits.count == 4, let value = UInt16(digits, radix: 16) else {
+        let digits = text.hasPrefix("0x") || text.hasPrefix("0X") ? text.dropFirst(2) : Substring(text)
+        guard digits.count == 4, let value = UInt16(hexText: digits) else {
             report(node, "\(what) '\(text)' is not a 4-digit hex ID",
                 hint: "quote it and use four hex digits as lspci -nn shows, e.g. \"10de\"")
             return nil

@@ -303,10 +303,3 @@ extension String {
         return String(s)
     }
 }
-
-extension FixedWidthInteger {
-    /// `0x10de`, `10de` → 0x10de.
-    init?(hexText: String) {
-        self.init(hexText.hasPrefix("0x") || hexText.hasPrefix("0X") ? String(hexText.dropFirst(2)) : hexText, radix: 16)
-    }
-}
