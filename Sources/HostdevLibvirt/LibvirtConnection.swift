@@ -51,6 +51,7 @@ public final class LibvirtConnection: @unchecked Sendable {
 
     let pointer: virConnectPtr
     public let uri: String
+    public let readOnly: Bool
 
     /// libvirt prints every error to stderr by default; hostdevd reports
     /// errors itself, with context, so that printing is switched off once.
@@ -64,6 +65,7 @@ public final class LibvirtConnection: @unchecked Sendable {
         guard let opened else { throw LibvirtError.last("connecting to \(uri)") }
         self.pointer = opened
         self.uri = uri
+        self.readOnly = readOnly
     }
 
     deinit { virConnectClose(pointer) }

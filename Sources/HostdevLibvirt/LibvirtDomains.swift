@@ -45,7 +45,10 @@ extension LibvirtConnection {
     }
 
     func xml(_ domain: virDomainPtr, _ name: String, inactive: Bool) throws -> String {
-        let flags = inactive ? UInt32(VIR_DOMAIN_XML_INACTIVE.rawValue | VIR_DOMAIN_XML_SECURE.rawValue) : 0
+        // SECURE keeps secrets in an XML hostdevd may redefine; a read-only
+        // connection may not ask for them (and never redefines).
+        let secure = readOnly ? 0 : VIR_DOMAIN_XML_SECURE.rawValue
+        let flags = inactive ? UInt32(VIR_DOMAIN_XML_INACTIVE.rawValue | secure) : 0
         guard let text = virDomainGetXMLDesc(domain, flags) else { throw LibvirtError.last("reading the XML of \(name)") }
         defer { free(text) }
         return String(cString: text)

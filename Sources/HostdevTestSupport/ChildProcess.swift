@@ -186,12 +186,16 @@ public enum RealComponent: String, CaseIterable, Sendable {
     case libvirtd = "/usr/sbin/libvirtd"
     case umockdevWrapper = "/usr/bin/umockdev-wrapper"
     case virtXMLValidate = "/usr/bin/virt-xml-validate"
+    case systemdAnalyze = "/usr/bin/systemd-analyze"
+    case unshare = "/usr/bin/unshare"
 
     public var package: String {
         switch self {
         case .libvirtd: return "libvirt-daemon"
         case .umockdevWrapper: return "umockdev"
         case .virtXMLValidate: return "libvirt-clients"
+        case .systemdAnalyze: return "systemd"
+        case .unshare: return "util-linux"
         }
     }
 

@@ -1,0 +1,122 @@
+import ArgumentParser
+import HostdevCore
+import HostdevLibvirt
+import HostdevSysfs
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Is this host ready for passthrough? Each check says pass, warn or fail,
+/// and a failing one says what to do, in the words of the seed's
+/// troubleshooting where it has them.
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check that the host is ready for passthrough, and say how to fix what is not.",
+        discussion: "Exit status: 0 when nothing failed (warnings allowed), 1 otherwise.")
+
+    @OptionGroup var host: HostOptions
+
+    @Option(help: ArgumentHelp("A manifest whose IOMMU groups to check for viability.", valueName: "file"))
+    var manifest: String?
+
+    @Option(help: "The group /dev/vfio/N should belong to (the udev rule's GROUP).")
+    var vfioGroup: String = "kvm"
+
+    enum Verdict: String { case pass = "ok  ", warn = "warn", fail = "FAIL" }
+
+    func run() throws {
+        let root = SysfsRoot(host.sysfsRoot)
+        var results: [(Verdict, String, String?)] = []
+        let cmdline = root.read("/proc/cmdline") ?? ""
+        let groups = (root.list("/sys/kernel/iommu_groups") ?? []).count
+        let iommuOption = cmdline.split(separator: " ").first { $0 == "intel_iommu=on" || $0 == "amd_iommu=on" || $0.hasPrefix("iommu=") }
+        if groups > 0 {
+            results.append((.pass, "IOMMU enabled: \(groups) IOMMU groups" + (iommuOption.map { " (\($0))" } ?? ""), nil))
+        } else {
+            results.append((.fail, "IOMMU not enabled: /sys/kernel/iommu_groups is empty" + (iommuOption.map { " although the command line has \($0)" } ?? ""),
+                "enable VT-d (Intel) or AMD-Vi in the firmware, and boot with intel_iommu=on (Intel) or amd_iommu=on (AMD) on the kernel command line"))
+        }
+        if root.directory("/sys/bus/pci/drivers/vfio-pci") != nil {
+            results.append((.pass, "vfio-pci driver loaded", nil))
+        } else {
+            results.append((.fail, "vfio-pci driver not loaded", "modprobe vfio-pci, and list vfio-pci in /etc/modules-load.d/vfio.conf so it loads at boot"))
+        }
+        let unsafe = root.read("/sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts")
+        let remapped = (root.read("/proc/interrupts") ?? "").contains("IR-")
+        if unsafe == "Y" {
+            results.append((.warn, "vfio_iommu_type1.allow_unsafe_interrupts=1 is set",
+                "this lets a VM's device forge interrupts (MSI attacks); it is only needed without interrupt remapping"))
+        } else if remapped {
+            results.append((.pass, "interrupt remapping active", nil))
+        } else {
+            results.append((.warn, "no interrupt remapping seen (no IR- entries in /proc/interrupts)",
+                "VFIO refuses devices without it; enable it in the firmware, or as a last resort boot with vfio_iommu_type1.allow_unsafe_interrupts=1 (a VM could then forge interrupts)"))
+        }
+        do {
+            let domains = try LibvirtConnection(uri: host.connect, readOnly: true).domains()
+            results.append((.pass, "libvirt reachable at \(host.connect) (\(domains.count) domains)", nil))
+        } catch {
+            results.append((.fail, "libvirt not reachable: \(error)", "start libvirtd (systemctl start libvirtd) or pass --connect URI"))
+        }
+        results += vfioNodes(root)
+        if let manifest { results += try viability(root, manifest) }
+
+        var failed = false
+        for (verdict, what, remedy) in results {
+            emit("\(verdict.rawValue)  \(what)\n")
+            if let remedy, verdict != .pass { emit("      → \(remedy)\n") }
+            failed = failed || verdict == .fail
+        }
+        emit("\nIf a device still fails to assign, booting with pci=realloc lets the kernel reassign the resources the firmware gave it.\n")
+        if failed { throw ExitCode.failure }
+    }
+
+    /// `/dev/vfio/N` must be group `vfioGroup`, mode 0660, or QEMU fails with
+    /// "error opening /dev/vfio/N: Permission denied".
+    func vfioNodes(_ root: SysfsRoot) -> [(Verdict, String, String?)] {
+        let nodes = (root.list("/dev/vfio") ?? []).filter { $0.first?.isNumber == true }.sorted()
+        guard !nodes.isEmpty else { return [(.pass, "no /dev/vfio/N nodes yet (none is bound to vfio-pci)", nil)] }
+        var results: [(Verdict, String, String?)] = []
+        for node in nodes {
+            var st = stat()
+            guard stat(root.hostPath("/dev/vfio/\(node)"), &st) == 0 else { continue }
+            let group = getgrgid(st.st_gid).map { String(cString: $0.pointee.gr_name) } ?? String(st.st_gid)
+            let mode = st.st_mode & 0o777
+            if group == vfioGroup && mode & 0o060 == 0o060 {
+                results.append((.pass, "/dev/vfio/\(node) is \(group), mode \(String(mode, radix: 8))", nil))
+            } else {
+                results.append((.fail, "/dev/vfio/\(node) is \(group), mode \(String(mode, radix: 8)): QEMU will fail with \"error opening /dev/vfio/\(node): Permission denied\"",
+                    "install udev/70-hostdevd-vfio.rules (manifests/install.sh VFIO_GROUP=\(vfioGroup)), then: udevadm control --reload && udevadm trigger -s vfio"))
+            }
+        }
+        return results
+    }
+
+    /// Each claimed device's group must be all on vfio-pci (or bridges) when
+    /// its VM starts; say which siblings stand in the way.
+    func viability(_ root: SysfsRoot, _ path: String) throws -> [(Verdict, String, String?)] {
+        let manifest = try loadManifest(path)
+        let inventory = try InventoryReader(root: root).read()
+        var results: [(Verdict, String, String?)] = []
+        var checked = Set<Int>()
+        for binding in manifest.bindings {
+            for claim in binding.devices {
+                guard case .pci(let address) = claim.selector, let device = inventory.device(at: address),
+                    let group = device.pci?.iommuGroup, checked.insert(group).inserted
+                else { continue }
+                let members = inventory.group(group)?.members ?? [address]
+                let strangers = members.compactMap { inventory.device(at: $0) }
+                    .filter { !($0.pci?.isBridge ?? false) && $0.driver != "vfio-pci" && $0.driver != "pci-stub" && $0.driver != nil }
+                if strangers.isEmpty || claim.group != .device {
+                    results.append((.pass, "IOMMU group \(group) of \(address) (\(binding.vm)): \(members.count) device(s)" + (strangers.isEmpty ? ", all ready" : ", hostdevd moves them together"), nil))
+                } else {
+                    let list = strangers.map { "\($0.pci!.address) (\($0.driver!))" }.joined(separator: ", ")
+                    results.append((.fail, "group \(group) is not viable for \(address) (\(binding.vm)): \(list) still on host drivers",
+                        "give the VM the whole group (group: attach, or hold for placeholders), or, at the risk of instability, boot with vfio_iommu_type1.allow_unsafe_interrupts=1 as the seed's troubleshooting says"))
+                }
+            }
+        }
+        return results
+    }
+}

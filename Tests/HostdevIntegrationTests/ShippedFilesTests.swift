@@ -1,0 +1,175 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import Foundation
+import HostdevController
+import HostdevCore
+import HostdevSysfs
+import HostdevTestSupport
+import Testing
+
+/// udevadm from the udev package, unpacked by .ci/setup (never installed).
+let udevadm = repositoryRoot + "/.build-udev/root/bin/udevadm"
+let udevadmPresent = access(udevadm, X_OK) == 0 || RealComponent.required
+
+@Suite(.serialized) struct ShippedFilesTests {
+    func checkRules(_ file: String, group: String = "kvm") throws -> (status: Int32, stdout: String, stderr: String) {
+        try ChildProcess.run("/bin/bash", [repositoryRoot + "/udev/check-rules.sh", udevadm, file, group])
+    }
+
+    /// The shipped rule, applied for real by udevadm in a private mount
+    /// namespace, gives /dev/vfio/N group kvm and mode 0660.
+    @Test(.enabled(if: udevadmPresent && RealComponent.umockdevWrapper.shouldRun, "udevadm missing: run .ci/setup"))
+    func udevRuleSetsGroupAndMode() throws {
+        let result = try checkRules(repositoryRoot + "/udev/70-hostdevd-vfio.rules")
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("70-hostdevd-vfio.rules:4 MODE 0660"))
+        #expect(result.stdout.hasSuffix("node: 660 kvm\n"), "\(result.stdout)")
+        #expect(!result.stdout.contains("Invalid"))
+        // The machine's own /dev was not touched.
+        #expect(access("/dev/vfio/12", F_OK) != 0)
+    }
+
+    @Test(.enabled(if: udevadmPresent && RealComponent.umockdevWrapper.shouldRun, "udevadm missing: run .ci/setup"))
+    func aBrokenRuleIsCaught() throws {
+        let dir = FileTree.makeTemporaryDirectory()
+        defer { FileTree.remove(dir) }
+        FileTree.write(dir + "/70-bad.rules", "SUBSYSTEM==\"vfio\", KERNEL==\"[0-9]*\", GRUOP=\"kvm\", MODE=\"0660\"\n")
+        let result = try checkRules(dir + "/70-bad.rules")
+        #expect(result.stdout.contains("70-bad.rules:1 Invalid key 'GRUOP'"))
+        #expect(result.stdout.hasSuffix("node: 600 root\n"))
+    }
+
+    /// install.sh stages every file, with the /dev/vfio group substituted.
+    @Test func installStagesEveryFile() throws {
+        let stage = FileTree.makeTemporaryDirectory(prefix: "hostdev-stage")
+        defer { FileTree.remove(stage) }
+        // The binaries of this build stand in for a release build.
+        var environment = ProcessInfo.processInfo.environment
+        environment["BUILD"] = BuiltProducts.directory
+        environment["DESTDIR"] = stage
+        environment["VFIO_GROUP"] = "libvirt-qemu"
+        let result = try ChildProcess.run("/bin/bash", [repositoryRoot + "/manifests/install.sh"], environment: environment)
+        #expect(result.status == 0, "\(result.stderr)")
+        for file in ["/usr/local/bin/hostdevd", "/usr/local/bin/hostdevctl", "/etc/systemd/system/hostdevd.service",
+            "/etc/libvirt/hooks/qemu.d/hostdevd", "/etc/hostdevd/bindings.yaml.example", "/usr/local/share/hostdevd/hostdevd-manifest.schema.json"]
+        {
+            #expect(access(stage + file, F_OK) == 0, "\(file) not installed")
+        }
+        #expect(access(stage + "/etc/libvirt/hooks/qemu.d/hostdevd", X_OK) == 0)
+        #expect(FileTree.read(stage + "/etc/udev/rules.d/70-hostdevd-vfio.rules")?.hasSuffix("GROUP=\"libvirt-qemu\", MODE=\"0660\"") == true)
+        environment["VFIO_GROUP"] = "bad group"
+        #expect(try ChildProcess.run("/bin/bash", [repositoryRoot + "/manifests/install.sh"], environment: environment).status == 1)
+    }
+
+    /// systemd itself parses the unit: its only complaint may be that the
+    /// binary is not installed on this machine.
+    @Test(.enabled(if: RealComponent.systemdAnalyze.shouldRun, "systemd-analyze missing: apt-get install systemd"))
+    func systemdUnitVerifies() throws {
+        let unit = repositoryRoot + "/manifests/systemd/hostdevd.service"
+        let result = try ChildProcess.run(RealComponent.systemdAnalyze.rawValue, ["verify", "--man=no", unit])
+        let complaints = (result.stdout + result.stderr).split(separator: "\n").filter { !$0.contains("/usr/local/bin/hostdevd is not executable") }
+        #expect(complaints.isEmpty, "\(complaints)")
+        let text = FileTree.read(unit) ?? ""
+        for hardening in ["Type=notify", "ProtectSystem=strict", "NoNewPrivileges=yes", "ReadWritePaths=/sys/bus/pci /sys/devices"] {
+            #expect(text.contains(hardening))
+        }
+        let dir = FileTree.makeTemporaryDirectory()
+        defer { FileTree.remove(dir) }
+        FileTree.write(dir + "/bad.service", "[Service]\nType=notfy\nExecStart=/bin/true\n")
+        let bad = try ChildProcess.run(RealComponent.systemdAnalyze.rawValue, ["verify", "--man=no", dir + "/bad.service"])
+        #expect((bad.stdout + bad.stderr).contains("Failed to parse service type"))
+    }
+}
+
+/// `hostdevctl hook` as libvirt runs it: another process, the domain XML on
+/// stdin, sysfs only, under the state lock.
+@Suite(.serialized) struct HookTests {
+    let tree = SysfsTree.workstation()
+    let state = FileTree.makeTemporaryDirectory(prefix: "hostdev-state")
+
+    func hook(_ vm: String, _ operation: String, manifest: String) throws -> (status: Int32, stdout: String, stderr: String) {
+        FileTree.write(state + "/bindings.yaml", manifest)
+        FileTree.write(state + "/domain.xml", domainXML(vm))
+        // libvirt passes the XML on stdin; so does this shell.
+        return try ChildProcess.run("/bin/sh", ["-c",
+            "exec \"$0\" hook \"$1\" \"$2\" begin - --sysfs-root \"$3\" --manifest \"$4\" --state-dir \"$5\" --connect bogus:///no-libvirt-in-hooks < \"$6\"",
+            BuiltProducts.hostdevctl, vm, operation, tree.root, state + "/bindings.yaml", state, state + "/domain.xml"])
+    }
+
+    @Test func prepareBindsAndReleaseGivesBack() throws {
+        defer { FileTree.remove(state) }
+        let server = FakeKernelServer(tree: tree)
+        defer { server.stop() }
+        let manifest = "version: 1\nbindings:\n  - vm: win11\n    release: onStop\n    devices:\n      - pci: \"0000:01:00.0\"\n  - vm: other\n    devices:\n      - pci: \"0000:00:14.0\"\n"
+        let prepared = try hook("win11", "prepare", manifest: manifest)
+        #expect(prepared.status == 0, "\(prepared.stderr)")
+        #expect(tree.driver(of: PCIAddress("0000:01:00.0")!) == "vfio-pci")
+        #expect(tree.driver(of: PCIAddress("0000:01:00.1")!) == "vfio-pci")
+        // Another VM's devices are not this hook's business.
+        #expect(tree.driver(of: PCIAddress("0000:00:14.0")!) == "xhci_hcd")
+        let ledger = try LedgerStore(directory: state).load()
+        #expect(Set(ledger.devices.keys) == [PCIAddress("0000:01:00.0")!, PCIAddress("0000:01:00.1")!])
+        // A started hook operation is none of hostdevd's concern.
+        #expect(try hook("win11", "started", manifest: manifest).status == 0)
+        let released = try hook("win11", "release", manifest: manifest)
+        #expect(released.status == 0, "\(released.stderr)")
+        #expect(tree.driver(of: PCIAddress("0000:01:00.0")!) == "nouveau")
+        #expect(tree.driver(of: PCIAddress("0000:01:00.1")!) == "snd_hda_intel")
+        #expect(try LedgerStore(directory: state).load().devices.isEmpty)
+    }
+
+    @Test func aBlockedBindingRefusesToPrepare() throws {
+        defer { FileTree.remove(state) }
+        let result = try hook("win11", "prepare", manifest: "version: 1\nbindings:\n  - vm: win11\n    devices:\n      - pci: \"0000:00:1f.6\"\n")
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("error: hostdevd cannot prepare win11's devices: win11: Blocked: 0000:00:1f.6 is needed by the host: eno1 is up with an address"))
+        #expect(tree.driver(of: PCIAddress("0000:00:1f.6")!) == "e1000e")
+    }
+
+    @Test func vmsWithoutABindingAreLeftAlone() throws {
+        defer { FileTree.remove(state) }
+        let result = try hook("unmanaged", "prepare", manifest: "version: 1\n")
+        #expect(result.status == 0 && result.stderr.isEmpty)
+    }
+}
+
+@Suite struct CheckCommandTests {
+    @Test func readyHostPassesAndSaysWhatIsMissing() throws {
+        let tree = SysfsTree.workstation()
+        FileTree.write(tree.host("/proc/cmdline"), "root=/dev/nvme0n1p1 intel_iommu=on\n")
+        FileTree.write(tree.host("/proc/interrupts"), " 24: 0 IR-PCI-MSI 327680-edge xhci_hcd\n")
+        FileTree.makeDirectory(tree.host("/dev/vfio"))
+        FileTree.write(tree.host("/dev/vfio/1"), "")
+        chmod(tree.host("/dev/vfio/1"), 0o600)
+        let result = try hostdevctl("check", "--sysfs-root", tree.root, "--connect", "test:///default")
+        #expect(result.stdout.contains("ok    IOMMU enabled: 8 IOMMU groups (intel_iommu=on)"))
+        #expect(result.stdout.contains("ok    vfio-pci driver loaded"))
+        #expect(result.stdout.contains("ok    interrupt remapping active"))
+        #expect(result.stdout.contains("ok    libvirt reachable at test:///default"))
+        #expect(result.stdout.contains("FAIL  /dev/vfio/1 is root, mode 600: QEMU will fail with \"error opening /dev/vfio/1: Permission denied\""))
+        #expect(result.stdout.contains("→ install udev/70-hostdevd-vfio.rules"))
+        #expect(result.stdout.contains("pci=realloc"))
+        #expect(result.status == 1)
+    }
+
+    @Test func nonViableGroupNamesTheSiblings() throws {
+        let tree = SysfsTree.workstation()
+        let dir = FileTree.makeTemporaryDirectory()
+        defer { FileTree.remove(dir) }
+        FileTree.write(dir + "/m.yaml", "version: 1\nbindings:\n  - vm: win11\n    devices:\n      - pci: \"0000:01:00.0\"\n        group: device\n")
+        let result = try hostdevctl("check", "--sysfs-root", tree.root, "--connect", "test:///default", "--manifest", dir + "/m.yaml")
+        #expect(result.stdout.contains("FAIL  group 1 is not viable for 0000:01:00.0 (win11): 0000:01:00.0 (nouveau), 0000:01:00.1 (snd_hda_intel) still on host drivers"))
+        #expect(result.stdout.contains("allow_unsafe_interrupts=1"))
+        #expect(result.status == 1)
+    }
+
+    @Test func thisMachineSaysIOMMUIsOff() throws {
+        let result = try hostdevctl("check", "--connect", "test:///default")
+        if (SysfsRoot("/").list("/sys/kernel/iommu_groups") ?? []).isEmpty {
+            #expect(result.stdout.contains("FAIL  IOMMU not enabled"))
+            #expect(result.stdout.contains("intel_iommu=on"))
+            #expect(result.status == 1)
+        }
+    }
+}
