@@ -18,6 +18,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // Layer 1: system libraries, each a module map and a shim.
@@ -42,7 +44,12 @@ let package = Package(
         // Layer 4: observe → plan → act → report, over the adapters.
         .target(
             name: "HostdevController",
-            dependencies: ["HostdevCore", "HostdevManifest", "HostdevSysfs", "HostdevUdev", "HostdevLibvirt"],
+            dependencies: [
+                "HostdevCore", "HostdevManifest", "HostdevSysfs", "HostdevUdev", "HostdevLibvirt",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict),
 
         // Layer 5: executables (argument parsing and wiring only).
@@ -53,7 +60,16 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
-        .executableTarget(name: "hostdevd", dependencies: ["HostdevCore"], swiftSettings: strict),
+        .executableTarget(
+            name: "hostdevd",
+            dependencies: [
+                "HostdevCore", "HostdevController", "HostdevSysfs",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
         .executableTarget(
             name: "hostdev-bench", dependencies: ["HostdevCore", "HostdevManifest", "HostdevSysfs", "HostdevTestSupport"],
             swiftSettings: strict),

@@ -28,15 +28,19 @@ public struct Executor {
     /// Called after each step is saved: the test seam for crash injection,
     /// and where `apply` prints progress.
     public var afterStep: (Int, Step, StepOutcome) -> Void
+    /// Asked before each step: true stops the run there (SIGTERM finishes
+    /// the step in flight, then stops; the next run picks up the rest).
+    public var shouldStop: () -> Bool
 
     public init(
         drivers: PCIDriverControl, domains: (any DomainEditor)?, store: LedgerStore,
-        afterStep: @escaping (Int, Step, StepOutcome) -> Void = { _, _, _ in }
+        afterStep: @escaping (Int, Step, StepOutcome) -> Void = { _, _, _ in }, shouldStop: @escaping () -> Bool = { false }
     ) {
         self.drivers = drivers
         self.domains = domains
         self.store = store
         self.afterStep = afterStep
+        self.shouldStop = shouldStop
     }
 
     /// Runs `plan` against `ledger`, saving it as it goes; returns each step's outcome.
@@ -50,6 +54,7 @@ public struct Executor {
             try store.save(ledger)
         }
         for (index, step) in plan.steps.enumerated() {
+            if shouldStop() { break }
             let key = Self.deviceKey(step.action)
             let outcome: StepOutcome
             if let key, failed.contains(key) {

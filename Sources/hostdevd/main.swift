@@ -1,2 +1,61 @@
-// The daemon arrives with the daemon issue; until then it says what it is.
-print("hostdevd 0.1.0 (daemon not yet implemented; use hostdevctl)")
+import ArgumentParser
+import HostdevController
+import HostdevSysfs
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+@main
+struct Hostdevd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hostdevd",
+        abstract: "Keep the host's PCI/USB passthrough as the manifest says, driven by udev, libvirt and manifest events.",
+        discussion: "Run by systemd (Type=notify). SIGHUP reloads and resyncs; SIGTERM finishes the step in flight and stops.",
+        version: "0.1.0")
+
+    @Option(help: ArgumentHelp("The manifest.", valueName: "file"))
+    var manifest: String = "/etc/hostdevd/bindings.yaml"
+
+    @Option(help: ArgumentHelp("Where the ledger is kept.", valueName: "dir"))
+    var stateDir: String = "/var/lib/hostdevd"
+
+    @Option(help: ArgumentHelp("Status written after every reconcile (read by hostdevctl status).", valueName: "file"))
+    var statusFile: String = "/run/hostdevd/status.json"
+
+    @Option(help: ArgumentHelp("libvirt connection URI.", valueName: "uri"))
+    var connect: String = "qemu:///system"
+
+    @Option(help: ArgumentHelp("Directory that stands for / when reading and writing sysfs.", valueName: "path"))
+    var sysfsRoot: String = "/"
+
+    @Option(help: "Seconds between full resyncs.")
+    var resync: Int = 300
+
+    @Option(help: "udev monitor source: udev (after udevd's rules) or kernel (hosts without udevd).")
+    var udevSource: String = "udev"
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard resync > 0 else { throw ValidationError("--resync must be a positive number of seconds") }
+        guard ["udev", "kernel"].contains(udevSource) else { throw ValidationError("--udev-source must be udev or kernel") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+            return handler
+        }
+        let logger = Logger(label: "hostdevd")
+        let daemon = HostdevDaemon(
+            configuration: DaemonConfiguration(
+                manifestPath: manifest, stateDirectory: stateDir, statusFile: statusFile, sysfsRoot: SysfsRoot(sysfsRoot),
+                libvirtURI: connect, resyncInterval: .seconds(resync), udevSource: udevSource),
+            logger: logger)
+        let group = ServiceGroup(services: [daemon], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        try await group.run()
+    }
+}

@@ -1,0 +1,148 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import HostdevCore
+import HostdevLibvirt
+import HostdevUdev
+public import Logging
+public import ServiceLifecycle
+import Synchronization
+import UnixSignals
+
+/// hostdevd: event handlers only enqueue keys; one loop takes batches from
+/// the work queue and reconciles the whole host, level-triggered. Sources:
+/// udev (pci, usb, vfio), libvirt domain lifecycle events, the manifest's
+/// directory, a periodic resync, SIGHUP. Idle means blocked in poll/read:
+/// no timers but the resync.
+public struct HostdevDaemon: Service {
+    public let configuration: DaemonConfiguration
+    public let logger: Logger
+    let notifier = SystemdNotifier()
+
+    public init(configuration: DaemonConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// The work queue and the loop's wake-up, shared with the event tasks.
+    final class Queue: Sendable {
+        let state = Mutex(WorkQueue<ReconcileKey>())
+        let wake: AsyncStream<Void>
+        let continuation: AsyncStream<Void>.Continuation
+
+        init() { (wake, continuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1)) }
+
+        func add(_ key: ReconcileKey) {
+            state.withLock { $0.add(key) }
+            continuation.yield()
+        }
+    }
+
+    public func run() async throws {
+        LibvirtEventLoop.start()
+        let queue = Queue()
+        let stopping = Atomic<Bool>(false)
+        let reconciler = Reconciler(configuration: configuration, logger: logger)
+        reconciler.shouldStop = { stopping.load(ordering: .relaxed) }
+        let monitor: UdevMonitor?
+        do {
+            monitor = try UdevMonitor(
+                subsystems: ["pci", "usb", "vfio"], source: UdevMonitor.Source(rawValue: configuration.udevSource) ?? .udev)
+        } catch {
+            logger.error("no hotplug events: \(error); relying on libvirt events and the periodic resync")
+            monitor = nil
+        }
+        let watcher = try? ManifestWatcher(path: configuration.manifestPath)
+        if watcher == nil { logger.error("cannot watch \(configuration.manifestPath); edits are seen at the next resync or SIGHUP") }
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+
+        await withGracefulShutdownHandler {
+            await withThrowingTaskGroup(of: Void.self) { group in
+                if let monitor {
+                    group.addTask {
+                        for await event in monitor.events { queue.add(.device(event.sysname)) }
+                    }
+                }
+                if let watcher {
+                    group.addTask {
+                        for await _ in watcher.changes { queue.add(.manifest) }
+                    }
+                }
+                group.addTask {
+                    for await _ in hangups {
+                        logger.info("SIGHUP: reloading the manifest and resyncing")
+                        queue.add(.all)
+                    }
+                }
+                group.addTask { [configuration] in
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: configuration.resyncInterval)
+                        queue.add(.all)
+                    }
+                }
+                group.addTask { try await watchLibvirt(queue) }
+                // The loop: the first full observation comes before the first
+                // reconcile (it is the first reconcile), then READY=1.
+                queue.add(.all)
+                var ready = false
+                for await _ in queue.wake {
+                    if stopping.load(ordering: .relaxed) { break }
+                    while let batch = queue.state.withLock({ $0.next() }) {
+                        let outcome = reconciler.reconcile(batch)
+                        let retry = queue.state.withLock { $0.done(failed: outcome.failed ? batch : []) }
+                        if !ready {
+                            notifier.notify("READY=1\nSTATUS=\(outcome.summary)")
+                            logger.info("ready: \(outcome.summary)")
+                            ready = true
+                        } else {
+                            notifier.notify("STATUS=\(outcome.summary)")
+                        }
+                        if let retry {
+                            group.addTask {
+                                try await Task.sleep(for: retry)
+                                for key in batch { queue.add(key) }
+                            }
+                        }
+                        if stopping.load(ordering: .relaxed) { break }
+                    }
+                    if stopping.load(ordering: .relaxed) { break }
+                }
+                notifier.notify("STOPPING=1")
+                monitor?.stop()
+                watcher?.stop()
+                group.cancelAll()
+            }
+        } onGracefulShutdown: {
+            stopping.store(true, ordering: .relaxed)
+            queue.continuation.finish()
+        }
+        logger.info("stopped")
+    }
+
+    /// Domain events enqueue the VM's key; a lost connection is reopened with
+    /// backoff, and a full resync follows, covering events missed meanwhile.
+    func watchLibvirt(_ queue: Queue) async throws {
+        var failures = 0
+        while !Task.isCancelled {
+            do {
+                let connection = try LibvirtConnection(uri: configuration.libvirtURI)
+                let source = try DomainEventSource(connection: connection)
+                if failures > 0 {
+                    logger.info("libvirt is back at \(configuration.libvirtURI); resyncing")
+                    queue.add(.all)
+                }
+                failures = 0
+                for await event in source.events {
+                    switch event {
+                    case .lifecycle(let vm, _): queue.add(.vm(vm))
+                    case .connectionClosed: logger.warning("libvirt connection to \(configuration.libvirtURI) closed")
+                    }
+                }
+            } catch {
+                if failures == 0 { logger.warning("libvirt unreachable: \(error); retrying with backoff") }
+            }
+            failures += 1
+            try await Task.sleep(for: WorkQueue<ReconcileKey>.backoff(afterFailures: failures + 6))
+        }
+    }
+}

@@ -1,0 +1,178 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import FoundationEssentials
+public import HostdevCore
+public import HostdevLibvirt
+import HostdevManifest
+public import HostdevSysfs
+public import Logging
+
+/// Where the daemon reads and writes.
+public struct DaemonConfiguration: Sendable {
+    public var manifestPath: String
+    public var stateDirectory: String
+    public var statusFile: String
+    public var sysfsRoot: SysfsRoot
+    public var libvirtURI: String
+    public var resyncInterval: Duration
+    public var udevSource: String
+
+    public init(
+        manifestPath: String, stateDirectory: String, statusFile: String, sysfsRoot: SysfsRoot, libvirtURI: String,
+        resyncInterval: Duration, udevSource: String
+    ) {
+        self.manifestPath = manifestPath
+        self.stateDirectory = stateDirectory
+        self.statusFile = statusFile
+        self.sysfsRoot = sysfsRoot
+        self.libvirtURI = libvirtURI
+        self.resyncInterval = resyncInterval
+        self.udevSource = udevSource
+    }
+}
+
+/// One reconcile pass of the daemon: re-read the manifest (keeping the last
+/// good one when the new text is bad), observe, plan, act, report. Level
+/// triggered: the keys only say why it runs.
+public final class Reconciler: @unchecked Sendable {
+    // @unchecked: used by the daemon's single reconcile loop only (the work
+    // queue never runs two at once); `connection` is reset from that loop too.
+
+    public let configuration: DaemonConfiguration
+    let logger: Logger
+    var lastGood: Manifest?
+    var manifestError: String?
+    public var connection: LibvirtConnection?
+    public private(set) var reconciles = 0
+    /// Checked before each step: SIGTERM finishes the step in flight and stops.
+    public var shouldStop: @Sendable () -> Bool = { false }
+
+    public init(configuration: DaemonConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    public struct Outcome: Sendable {
+        public var failed: Bool
+        public var summary: String
+    }
+
+    public func reconcile(_ keys: Set<ReconcileKey>) -> Outcome {
+        reconciles += 1
+        loadManifest()
+        guard let manifest = lastGood else {
+            let summary = "waiting for a valid manifest at \(configuration.manifestPath)"
+            writeStatus(plan: nil, summary: summary, keys: keys, failedSteps: 0)
+            return Outcome(failed: false, summary: summary)
+        }
+        let store = LedgerStore(directory: configuration.stateDirectory)
+        do {
+            return try store.withLock {
+                if connection == nil { connection = try? LibvirtConnection(uri: configuration.libvirtURI) }
+                let sources = HostSources(sysfsRoot: configuration.sysfsRoot, useUdev: configuration.sysfsRoot.path == "/", libvirtURI: configuration.libvirtURI)
+                let observer = Observer(sources: sources, connection: connection)
+                var observed = try observer.observe { [logger] in logger.warning("\($0)") }
+                if !observed.libvirtReachable { connection = nil }
+                var ledger = try store.load()
+                var plan = Planner.plan(manifest: manifest, observed: observed, ledger: ledger)
+                var failedSteps = 0
+                if !plan.isEmpty {
+                    logger.info("reconcile (\(keys.map(\.description).sorted().joined(separator: ", "))): \(plan.steps.count) step(s)")
+                    let stop = shouldStop
+                    let executor = Executor(
+                        drivers: PCIDriverControl(root: configuration.sysfsRoot), domains: connection, store: store,
+                        afterStep: { [logger] _, step, outcome in
+                            switch outcome {
+                            case .done: logger.info("\(step.action.summary): \(step.reason)")
+                            case .skipped(let why): logger.warning("skipped \(step.action.summary): \(why)")
+                            case .failed(let error): logger.error("\(step.action.summary) failed: \(error)")
+                            }
+                        }, shouldStop: stop)
+                    let outcomes = try executor.run(plan, ledger: &ledger)
+                    failedSteps = outcomes.filter { if case .failed = $0 { return true } else { return false } }.count
+                    observed = try observer.observe()
+                    plan = Planner.plan(manifest: manifest, observed: observed, ledger: ledger)
+                }
+                let summary = Self.summary(plan, failedSteps: failedSteps)
+                writeStatus(plan: plan, summary: summary, keys: keys, failedSteps: failedSteps)
+                return Outcome(failed: failedSteps > 0, summary: summary)
+            }
+        } catch {
+            logger.error("reconcile failed: \(error)")
+            writeStatus(plan: nil, summary: "reconcile failed: \(error)", keys: keys, failedSteps: 0)
+            return Outcome(failed: true, summary: "reconcile failed: \(error)")
+        }
+    }
+
+    func loadManifest() {
+        let text: String
+        let fd = open(configuration.manifestPath, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            manifestError = "cannot read \(configuration.manifestPath): \(String(cString: strerror(errno)))"
+            logger.error("\(manifestError!); keeping the last good manifest")
+            return
+        }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fd, &buffer, buffer.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            bytes += buffer[0..<n]
+        }
+        close(fd)
+        text = String(decoding: bytes, as: UTF8.self)
+        if let lastGood, lastGood.fingerprint == Manifest.fingerprint(of: text) { return }
+        do {
+            lastGood = try ManifestDecoder.decode(text, file: configuration.manifestPath)
+            if manifestError != nil { logger.info("manifest is valid again") }
+            manifestError = nil
+        } catch {
+            manifestError = error.description
+            logger.error("manifest rejected, keeping the last good one: \(error.diagnostics.first?.description ?? "")")
+        }
+    }
+
+    static func summary(_ plan: Plan, failedSteps: Int) -> String {
+        let counts = plan.bindings.values.reduce(into: (ready: 0, pending: 0, blocked: 0)) { counts, condition in
+            switch condition {
+            case .ready: counts.ready += 1
+            case .pending: counts.pending += 1
+            case .blocked: counts.blocked += 1
+            }
+        }
+        return "\(plan.bindings.count) bindings: \(counts.ready) ready, \(counts.pending) pending, \(counts.blocked) blocked"
+            + (failedSteps > 0 ? "; \(failedSteps) step(s) failed, retrying" : "")
+    }
+
+    /// `status.json`, replaced atomically after every reconcile.
+    func writeStatus(plan: Plan?, summary: String, keys: Set<ReconcileKey>, failedSteps: Int) {
+        var fields: [(String, JSONText)] = [
+            ("summary", .string(summary)),
+            ("time", .number(Int(time(nil)))),
+            ("pid", .number(Int(getpid()))),
+            ("reconciles", .number(reconciles)),
+            ("trigger", .array(keys.map(\.description).sorted().map { .string($0) })),
+            ("manifest", .string(configuration.manifestPath)),
+            ("manifestError", manifestError.map { .string($0) } ?? .null),
+            ("libvirt", .string(connection == nil ? "unreachable" : "connected")),
+            ("failedSteps", .number(failedSteps)),
+        ]
+        if let plan, case .object(let report) = PlanReport(plan: plan).json() { fields += report }
+        let text = JSONText.object(fields).rendered() + "\n"
+        let path = configuration.statusFile
+        let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+        mkdir(directory, 0o755)
+        let temporary = path + ".tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            logger.warning("cannot write \(temporary): \(String(cString: strerror(errno)))")
+            return
+        }
+        var bytes = Array(text.utf8)
+        _ = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        rename(temporary, path)
+    }
+}
