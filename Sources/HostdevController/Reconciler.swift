@@ -80,14 +80,17 @@ public final class Reconciler: @unchecked Sendable {
                 if !plan.isEmpty {
                     logger.info("reconcile (\(keys.map(\.description).sorted().joined(separator: ", "))): \(plan.steps.count) step(s)")
                     let stop = shouldStop
+                    // Test-only fault injection: die as a crash would, after step N.
+                    let faultAfter = ProcessInfo.processInfo.environment["HOSTDEV_FAULT_KILL_AFTER_STEP"].flatMap { Int($0) }
                     let executor = Executor(
                         drivers: PCIDriverControl(root: configuration.sysfsRoot), domains: connection, store: store,
-                        afterStep: { [logger] _, step, outcome in
+                        afterStep: { [logger] index, step, outcome in
                             switch outcome {
                             case .done: logger.info("\(step.action.summary): \(step.reason)")
                             case .skipped(let why): logger.warning("skipped \(step.action.summary): \(why)")
                             case .failed(let error): logger.error("\(step.action.summary) failed: \(error)")
                             }
+                            if faultAfter == index + 1 { kill(getpid(), SIGKILL) }
                         }, shouldStop: stop)
                     let outcomes = try executor.run(plan, ledger: &ledger)
                     failedSteps = outcomes.filter { if case .failed = $0 { return true } else { return false } }.count

@@ -57,6 +57,10 @@ public final class LibvirtConnection: @unchecked Sendable {
     /// errors itself, with context, so that printing is switched off once.
     private static let silenced: Void = {
         virSetErrorFunc(nil) { _, _ in }
+        // A write to the socket of a libvirtd that died raises SIGPIPE, which
+        // would kill the whole process; libvirt expects its users to ignore
+        // it and reports the broken connection as an error instead.
+        signal(SIGPIPE, SIG_IGN)
     }()
 
     public init(uri: String, readOnly: Bool = false) throws {

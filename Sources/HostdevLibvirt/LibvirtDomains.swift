@@ -114,3 +114,19 @@ extension LibvirtConnection {
         return try xml(domain, vm, inactive: true)
     }
 }
+
+extension LibvirtConnection {
+    /// Starts a defined domain (`virsh start`).
+    public func start(_ vm: String) throws {
+        let domain = try lookup(vm)
+        defer { virDomainFree(domain) }
+        guard virDomainCreate(domain) == 0 else { throw LibvirtError.last("starting \(vm)") }
+    }
+
+    /// Stops a running domain at once (`virsh destroy`).
+    public func destroy(_ vm: String) throws {
+        let domain = try lookup(vm)
+        defer { virDomainFree(domain) }
+        guard virDomainDestroy(domain) == 0 else { throw LibvirtError.last("destroying \(vm)") }
+    }
+}

@@ -11,7 +11,7 @@ public final class LibvirtDaemon: @unchecked Sendable {
 
     public let directory: String
     public let socketPath: String
-    private let child: ChildProcess
+    private var child: ChildProcess
 
     /// `test+unix:///default?socket=…`: the shared default test driver.
     public var uri: String { "test+unix:///default?socket=\(socketPath)" }
@@ -35,7 +35,12 @@ public final class LibvirtDaemon: @unchecked Sendable {
             log_outputs = "3:file:\(directory)/libvirtd.log"
 
             """)
-        child = try ChildProcess(
+        child = try Self.launch(directory)
+        try waitForSocket()
+    }
+
+    static func launch(_ directory: String) throws -> ChildProcess {
+        try ChildProcess(
             RealComponent.libvirtd.rawValue,
             ["-f", directory + "/libvirtd.conf", "-p", directory + "/libvirtd.pid"],
             environment: [
@@ -43,6 +48,9 @@ public final class LibvirtDaemon: @unchecked Sendable {
                 "XDG_CONFIG_HOME": directory + "/xdg-config", "XDG_CACHE_HOME": directory + "/xdg-cache",
                 "LIBVIRT_DRIVER_DIR": directory + "/empty-drivers",
             ])
+    }
+
+    func waitForSocket() throws {
         let deadline = Date().addingTimeInterval(20)
         while access(socketPath, F_OK) != 0 {
             guard child.isRunning, Date() < deadline else {
@@ -59,11 +67,23 @@ public final class LibvirtDaemon: @unchecked Sendable {
         public var description: String { detail }
     }
 
-    public var pid: Int32 { child.pid }
 
     public func stop() {
         child.terminate()
         FileTree.remove(directory)
+    }
+
+    /// libvirtd goes away (SIGKILL: no goodbye to clients).
+    public func kill() {
+        Glibc.kill(child.pid, SIGKILL)
+        child.wait()
+        unlink(socketPath)
+    }
+
+    /// A new libvirtd on the same socket, as after a package upgrade.
+    public func restart() throws {
+        child = try Self.launch(directory)
+        try waitForSocket()
     }
 
     deinit { stop() }

@@ -18,24 +18,37 @@ final class DaemonRig {
     let server: FakeKernelServer
     let keeper: LibvirtConnection
     let notify = NotifyListener()
-    let daemon: ChildProcess
     var manifest: String { state + "/bindings.yaml" }
     var statusFile: String { state + "/status.json" }
 
-    init(libvirtd: LibvirtDaemon, manifest text: String) throws {
+    let uri: String
+    var daemon: ChildProcess
+
+    init(libvirtd: LibvirtDaemon, manifest text: String, faultAfterStep: Int? = nil) throws {
         server = FakeKernelServer(tree: tree)
+        uri = libvirtd.uri
         keeper = try LibvirtConnection(uri: libvirtd.uri)
         for vm in ["win11", "late"] { try keeper.undefine(vm) }
         try keeper.define(xml: domainXML("win11"))
         FileTree.write(state + "/bindings.yaml", text)
+        daemon = try Self.launch(tree: tree, state: state, uri: uri, notify: notify, faultAfterStep: faultAfterStep)
+    }
+
+    static func launch(tree: SysfsTree, state: String, uri: String, notify: NotifyListener, faultAfterStep: Int? = nil) throws -> ChildProcess {
         var environment = ProcessInfo.processInfo.environment
         environment["UMOCKDEV_DIR"] = tree.root
         environment["NOTIFY_SOCKET"] = notify.path
-        daemon = try ChildProcess(
+        if let faultAfterStep { environment["HOSTDEV_FAULT_KILL_AFTER_STEP"] = String(faultAfterStep) }
+        return try ChildProcess(
             RealComponent.umockdevWrapper.rawValue,
-            [BuiltProducts.hostdevd, "--sysfs-root", tree.root, "--connect", libvirtd.uri, "--manifest", state + "/bindings.yaml",
+            [BuiltProducts.hostdevd, "--sysfs-root", tree.root, "--connect", uri, "--manifest", state + "/bindings.yaml",
                 "--state-dir", state, "--status-file", state + "/status.json", "--resync", "3600"],
             environment: environment)
+    }
+
+    /// A new hostdevd on the same host and state, as systemd's restart does.
+    func restart() throws {
+        daemon = try Self.launch(tree: tree, state: state, uri: uri, notify: notify)
     }
 
     /// Replaces the manifest by rename, as editors and git do.
@@ -116,6 +129,64 @@ struct DaemonTests {
         #expect(eventually { rig.ours("late").map(\.source) == [.pci(nic)] })
         let ledger = try LedgerStore(directory: rig.state).load()
         #expect(ledger.devices[nic]?.originalDriver == "e1000e")
+    }
+
+    @Test func vmStartAndStopBindAndReleaseOnStopDevices() throws {
+        let libvirtd = try LibvirtDaemon()
+        defer { libvirtd.stop() }
+        let rig = try DaemonRig(libvirtd: libvirtd, manifest: "version: 1\nbindings:\n  - vm: win11\n    release: onStop\n    devices:\n      - pci: \"0000:01:00.0\"\n")
+        _ = try #require(rig.notify.next())
+        // Shut off: config entries added, drivers untouched.
+        #expect(eventually { rig.ours("win11").count == 2 })
+        #expect(rig.tree.driver(of: gpu0) == "nouveau")
+        try rig.keeper.start("win11")
+        #expect(eventually { rig.tree.driver(of: gpu0) == "vfio-pci" })
+        try rig.keeper.destroy("win11")
+        #expect(eventually { rig.tree.driver(of: gpu0) == "nouveau" })
+        // Undefined (or migrated away): released like a stop, and nothing else breaks.
+        try rig.keeper.start("win11")
+        #expect(eventually { rig.tree.driver(of: gpu0) == "vfio-pci" })
+        try rig.keeper.destroy("win11")
+        try rig.keeper.undefine("win11")
+        #expect(eventually { rig.tree.driver(of: gpu0) == "nouveau" })
+        #expect(eventually { (rig.status()["bindings"] as? [String: [String: String]])?["win11"]?["reason"]?.contains("not defined") == true })
+    }
+
+    @Test func survivesLibvirtdRestartsAndResyncs() throws {
+        let libvirtd = try LibvirtDaemon()
+        defer { libvirtd.stop() }
+        let rig = try DaemonRig(libvirtd: libvirtd, manifest: "version: 1\nbindings:\n  - vm: win11\n    devices:\n      - pci: \"0000:01:00.0\"\n")
+        _ = try #require(rig.notify.next())
+        #expect(eventually { rig.ours("win11").count == 2 })
+        libvirtd.kill()
+        #expect(eventually { (rig.status()["libvirt"] as? String) == "unreachable" || rig.daemon.isRunning })
+        #expect(rig.daemon.isRunning)
+        try libvirtd.restart()
+        // The test driver starts empty: win11 comes back by hand, and hostdevd
+        // (reconnected) gives it its hostdevs again.
+        let keeper = try LibvirtConnection(uri: libvirtd.uri)
+        try keeper.define(xml: domainXML("win11"))
+        #expect(eventually(timeout: 20) {
+            ((try? DomainXML.hostdevs(keeper.configXML("win11"), source: "win11")) ?? []).filter(\.isOurs).count == 2
+        })
+        #expect(eventually { (rig.status()["libvirt"] as? String) == "connected" })
+        #expect(rig.tree.driver(of: gpu0) == "vfio-pci")
+    }
+
+    @Test func sigkillMidReconcileThenRestartConverges() throws {
+        let libvirtd = try LibvirtDaemon()
+        defer { libvirtd.stop() }
+        let rig = try DaemonRig(
+            libvirtd: libvirtd, manifest: "version: 1\nbindings:\n  - vm: win11\n    devices:\n      - pci: \"0000:01:00.0\"\n",
+            faultAfterStep: 2)
+        #expect(eventually { !rig.daemon.isRunning })
+        #expect(rig.daemon.wait() == 128 + SIGKILL)
+        #expect(rig.ours("win11").isEmpty)  // killed after the two binds
+        try rig.restart()
+        #expect(eventually { rig.ours("win11").count == 2 })
+        #expect(rig.tree.driver(of: gpu0) == "vfio-pci")
+        let ledger = try LedgerStore(directory: rig.state).load()
+        #expect(ledger.devices[gpu0]?.originalDriver == "nouveau" && ledger.intent == nil)
     }
 
     @Test func sigtermStopsCleanly() throws {
