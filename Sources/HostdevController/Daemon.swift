@@ -60,7 +60,7 @@ public struct HostdevDaemon: Service {
             await withThrowingTaskGroup(of: Void.self) { group in
                 if let monitor {
                     group.addTask {
-                        for await event in monitor.events { queue.add(.device(event.sysname)) }
+                        for await event in monitor.events { queue.add(.device(subsystem: event.subsystem, devpath: event.devpath)) }
                     }
                 }
                 if let watcher {

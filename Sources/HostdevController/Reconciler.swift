@@ -45,6 +45,9 @@ public final class Reconciler: @unchecked Sendable {
     var manifestError: String?
     public var connection: LibvirtConnection?
     public private(set) var reconciles = 0
+    /// The host as last observed, kept up to date by events between full
+    /// resyncs (an informer cache): a hotplug event re-reads one device.
+    var cache: ObservedHost?
     /// Checked before each step: SIGTERM finishes the step in flight and stops.
     public var shouldStop: @Sendable () -> Bool = { false }
 
@@ -72,7 +75,7 @@ public final class Reconciler: @unchecked Sendable {
                 if connection == nil { connection = try? LibvirtConnection(uri: configuration.libvirtURI) }
                 let sources = HostSources(sysfsRoot: configuration.sysfsRoot, useUdev: configuration.sysfsRoot.path == "/", libvirtURI: configuration.libvirtURI)
                 let observer = Observer(sources: sources, connection: connection)
-                var observed = try observer.observe { [logger] in logger.warning("\($0)") }
+                var observed = try observe(keys, observer)
                 if !observed.libvirtReachable { connection = nil }
                 var ledger = try store.load()
                 var plan = Planner.plan(manifest: manifest, observed: observed, ledger: ledger)
@@ -94,7 +97,7 @@ public final class Reconciler: @unchecked Sendable {
                         }, shouldStop: stop)
                     let outcomes = try executor.run(plan, ledger: &ledger)
                     failedSteps = outcomes.filter { if case .failed = $0 { return true } else { return false } }.count
-                    observed = try observer.observe()
+                    observed = try observe(Self.touched(by: plan, reader: InventoryReader(root: configuration.sysfsRoot)), observer)
                     plan = Planner.plan(manifest: manifest, observed: observed, ledger: ledger)
                 }
                 let summary = Self.summary(plan, failedSteps: failedSteps)
@@ -102,10 +105,53 @@ public final class Reconciler: @unchecked Sendable {
                 return Outcome(failed: failedSteps > 0, summary: summary)
             }
         } catch {
+            cache = nil
             logger.error("reconcile failed: \(error)")
             writeStatus(plan: nil, summary: "reconcile failed: \(error)", keys: keys, failedSteps: 0)
             return Outcome(failed: true, summary: "reconcile failed: \(error)")
         }
+    }
+
+    /// A full observation at start, on resync and whenever the cache is in
+    /// doubt; otherwise the cache with just the devices and VMs that changed.
+    func observe(_ keys: Set<ReconcileKey>, _ observer: Observer) throws -> ObservedHost {
+        guard var observed = cache, !keys.contains(.all), observed.libvirtReachable, let connection else {
+            let fresh = try observer.observe { [logger] in logger.warning("\($0)") }
+            cache = fresh
+            return fresh
+        }
+        var changes: [(subsystem: String, devpath: String)] = []
+        for key in keys {
+            switch key {
+            case .device(let subsystem, let devpath): changes.append((subsystem, devpath))
+            case .vm(let name):
+                observed.domains.removeAll { $0.name == name }
+                if let domain = try connection.domain(named: name) { observed.domains.append(domain) }
+            case .all, .manifest: break
+            }
+        }
+        if !changes.isEmpty {
+            observed.inventory = InventoryReader(root: configuration.sysfsRoot).refresh(observed.inventory, changes: changes)
+        }
+        observed.domains.sort { $0.name < $1.name }
+        cache = observed
+        return observed
+    }
+
+    /// What a plan's steps changed, as keys to refresh the cache with.
+    static func touched(by plan: Plan, reader: InventoryReader) -> Set<ReconcileKey> {
+        var keys = Set<ReconcileKey>()
+        for step in plan.steps {
+            switch step.action {
+            case .bind(let address, _, _), .restore(let address, _), .setNumVFs(let address, _):
+                if let devpath = reader.devpath(of: address) { keys.insert(.device(subsystem: "pci", devpath: devpath)) }
+                // A VF count change adds and removes devices: re-read everything.
+                if case .setNumVFs = step.action { keys.insert(.all) }
+            case .attachConfig(let vm, _), .detachConfig(let vm, _), .attachLive(let vm, _), .detachLive(let vm, _):
+                keys.insert(.vm(vm))
+            }
+        }
+        return keys
     }
 
     func loadManifest() {

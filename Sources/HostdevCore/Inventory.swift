@@ -26,6 +26,27 @@ public struct Inventory: Sendable, Equatable, Codable {
 
     public func device(named name: String) -> HostDevice? { devices.first { $0.name == name } }
 
+    /// This inventory with `updated` devices replacing (or joining) those of
+    /// the same name and the devices at `removedPaths` gone: how a hotplug
+    /// event refreshes the daemon's cache without re-reading the host.
+    /// IOMMU groups follow the devices' own `iommuGroup`.
+    public func updating(_ updated: [HostDevice], removingPaths removedPaths: Set<String>) -> Inventory {
+        let replaced = Set(updated.map(\.name))
+        var kept = devices.filter { !replaced.contains($0.name) && !removedPaths.contains($0.sysfsPath ?? "") }
+        kept += updated
+        var members: [Int: Set<PCIAddress>] = [:]
+        for group in iommuGroups { members[group.number] = Set(group.members) }
+        let present = Set(kept.compactMap { $0.pci?.address })
+        for key in members.keys { members[key] = members[key]!.filter { present.contains($0) } }
+        for device in updated {
+            guard let pci = device.pci else { continue }
+            for key in members.keys { members[key]!.remove(pci.address) }
+            if let group = pci.iommuGroup { members[group, default: []].insert(pci.address) }
+        }
+        let groups = members.filter { !$0.value.isEmpty }.map { IOMMUGroup(number: $0.key, members: Array($0.value)) }
+        return Inventory(devices: kept, iommuGroups: groups, iommuEnabled: iommuEnabled || !groups.isEmpty)
+    }
+
     public func device(at address: PCIAddress) -> HostDevice? { devices.first { $0.pci?.address == address } }
 
     public func group(_ number: Int) -> IOMMUGroup? { iommuGroups.first { $0.number == number } }

@@ -50,14 +50,15 @@ public enum ReconcileKey: Hashable, Sendable, CustomStringConvertible {
     case all
     case manifest
     case vm(String)
-    case device(String)
+    /// A device that changed, by the kernel's path (`/devices/pci0000:00/…`).
+    case device(subsystem: String, devpath: String)
 
     public var description: String {
         switch self {
         case .all: return "resync"
         case .manifest: return "manifest"
         case .vm(let name): return "vm \(name)"
-        case .device(let name): return "device \(name)"
+        case .device(let subsystem, let devpath): return "\(subsystem) \(devpath.split(separator: "/").last ?? "")"
         }
     }
 }

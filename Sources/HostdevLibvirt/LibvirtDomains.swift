@@ -130,3 +130,16 @@ extension LibvirtConnection {
         guard virDomainDestroy(domain) == 0 else { throw LibvirtError.last("destroying \(vm)") }
     }
 }
+
+extension LibvirtConnection {
+    /// One domain's state, or nil when it is not defined (any more).
+    public func domain(named vm: String) throws -> DomainState? {
+        guard let domain = virDomainLookupByName(pointer, vm) else {
+            let error = LibvirtError.last("looking up VM \(vm)")
+            if error.code == Int32(VIR_ERR_NO_DOMAIN.rawValue) { return nil }
+            throw error
+        }
+        defer { virDomainFree(domain) }
+        return try state(of: domain)
+    }
+}

@@ -303,3 +303,49 @@ extension String {
         return String(s)
     }
 }
+
+extension InventoryReader {
+    /// `inventory` with the devices at `changes` re-read (or dropped when
+    /// their directory is gone): one device's worth of syscalls for a hotplug
+    /// event instead of a whole-host scan.
+    public func refresh(_ inventory: Inventory, changes: [(subsystem: String, devpath: String)]) -> Inventory {
+        var updated: [HostDevice] = []
+        var removed = Set<String>()
+        var nameOfPath: [String: String] = [:]
+        for device in inventory.devices { if let path = device.sysfsPath { nameOfPath[path] = device.name } }
+        for change in changes where change.subsystem == "pci" || change.subsystem == "usb" {
+            let record = DeviceRecord(devpath: change.devpath, subsystem: change.subsystem)
+            guard !record.isVirtual else { continue }
+            guard root.directory(record.syspath) != nil, var device = describe(record) else {
+                removed.insert(record.syspath)
+                continue
+            }
+            var path = SysfsPath.parent(record.syspath)
+            while path.count > 4 {
+                if let parent = nameOfPath[path] {
+                    device.parent = parent
+                    break
+                }
+                path = SysfsPath.parent(path)
+            }
+            if let old = inventory.device(named: device.name) {
+                device.vendor = device.vendor ?? old.vendor
+                device.product = device.product ?? old.product
+            }
+            updated.append(device)
+        }
+        let fresh = updated.indices.filter { updated[$0].vendor == nil && inventory.device(named: updated[$0].name) == nil }
+        if !fresh.isEmpty {
+            var named = fresh.map { updated[$0] }
+            assignNames(&named)
+            for (i, index) in fresh.enumerated() { updated[index] = named[i] }
+        }
+        return inventory.updating(updated, removingPaths: removed)
+    }
+
+    /// The kernel path of a PCI function (`/devices/pci0000:00/…`), from its bus link.
+    public func devpath(of address: PCIAddress) -> String? {
+        guard let link = root.readLink("/sys/bus/pci/devices/\(address)") else { return nil }
+        return String(SysfsPath.resolve("/sys/bus/pci/devices", link).dropFirst(4))
+    }
+}

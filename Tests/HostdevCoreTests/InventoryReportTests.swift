@@ -122,3 +122,24 @@ func sampleInventory() -> Inventory {
         #expect(!HostDevice(name: "s", capability: .storage).isAssignable)
     }
 }
+
+@Suite struct InventoryUpdateTests {
+    @Test func replacesAddsAndRemovesDevices() {
+        let inventory = sampleInventory()
+        var gpu = inventory.device(named: "pci_0000_01_00_0")!
+        gpu.driver = "vfio-pci"
+        let added = HostDevice(
+            name: "pci_0000_05_00_0", capability: .pci, sysfsPath: "/sys/devices/pci0000:00/0000:05:00.0",
+            pci: PCIFunction(address: PCIAddress("0000:05:00.0")!, classCode: 0x020000, iommuGroup: 9))
+        var audio = inventory.device(named: "pci_0000_01_00_1")!
+        audio.sysfsPath = "/sys/devices/x/0000:01:00.1"
+        let base = Inventory(devices: inventory.devices.map { $0.name == audio.name ? audio : $0 }, iommuGroups: inventory.iommuGroups)
+        let updated = base.updating([gpu, added], removingPaths: ["/sys/devices/x/0000:01:00.1"])
+        #expect(updated.device(named: "pci_0000_01_00_0")?.driver == "vfio-pci")
+        #expect(updated.device(named: "pci_0000_05_00_0") != nil)
+        #expect(updated.device(named: "pci_0000_01_00_1") == nil)
+        #expect(updated.group(9)?.members == [PCIAddress("0000:05:00.0")!])
+        #expect(updated.group(1)?.members.map(\.description) == ["0000:00:01.0", "0000:01:00.0"])
+        #expect(updated.devices.count == base.devices.count)
+    }
+}

@@ -6,8 +6,8 @@ import Testing
         var queue = WorkQueue<ReconcileKey>()
         queue.add(.vm("a"))
         queue.add(.vm("a"))
-        queue.add(.device("0000:01:00.0"))
-        #expect(queue.next() == [.vm("a"), .device("0000:01:00.0")])
+        queue.add(.device(subsystem: "pci", devpath: "/devices/pci0000:00/0000:01:00.0"))
+        #expect(queue.next() == [.vm("a"), .device(subsystem: "pci", devpath: "/devices/pci0000:00/0000:01:00.0")])
         #expect(queue.next() == nil)  // one batch at a time
     }
 
@@ -29,11 +29,11 @@ import Testing
     @Test func failuresGrowUntilASuccess() {
         var queue = WorkQueue<ReconcileKey>()
         for expected in [5, 10, 20] {
-            queue.add(.device("x"))
+            queue.add(.device(subsystem: "usb", devpath: "/devices/x"))
             _ = queue.next()
-            #expect(queue.done(failed: [.device("x")]) == .milliseconds(expected))
+            #expect(queue.done(failed: [.device(subsystem: "usb", devpath: "/devices/x")]) == .milliseconds(expected))
         }
-        queue.add(.device("x"))
+        queue.add(.device(subsystem: "usb", devpath: "/devices/x"))
         _ = queue.next()
         #expect(queue.done(failed: []) == nil)
         #expect(queue.failures.isEmpty)

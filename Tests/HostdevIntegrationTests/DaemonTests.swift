@@ -185,8 +185,8 @@ struct DaemonTests {
         try rig.restart()
         #expect(eventually { rig.ours("win11").count == 2 })
         #expect(rig.tree.driver(of: gpu0) == "vfio-pci")
-        let ledger = try LedgerStore(directory: rig.state).load()
-        #expect(ledger.devices[gpu0]?.originalDriver == "nouveau" && ledger.intent == nil)
+        // The last step's outcome is journaled just after its effect shows.
+        #expect(eventually { (try? LedgerStore(directory: rig.state).load()).map { $0.devices[gpu0]?.originalDriver == "nouveau" && $0.intent == nil } ?? false })
     }
 
     @Test func sigtermStopsCleanly() throws {
