@@ -71,7 +71,8 @@ let package = Package(
             ],
             swiftSettings: strict),
         .executableTarget(
-            name: "hostdev-bench", dependencies: ["HostdevCore", "HostdevManifest", "HostdevSysfs", "HostdevTestSupport"],
+            name: "hostdev-bench",
+            dependencies: ["HostdevCore", "HostdevManifest", "HostdevSysfs", "HostdevController", "HostdevTestSupport"],
             swiftSettings: strict),
 
         // Test support shared by every test target and the benchmarks.

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import Foundation
 import Synchronization
 import HostdevCore
 public import HostdevSysfs
@@ -21,6 +22,8 @@ public final class FakeKernel: SysfsWriter {
     public func write(_ value: String, to kernelPath: String) throws(SysfsError) {
         try state.withLock { (log: inout [(path: String, value: String)]) throws(SysfsError) in
             log.append((kernelPath, value))
+            tree.lock.lock()
+            defer { tree.lock.unlock() }
             try apply(value, to: kernelPath)
         }
     }

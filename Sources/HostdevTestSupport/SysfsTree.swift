@@ -1,6 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import Foundation
 public import HostdevCore
 public import HostdevSysfs
 
@@ -9,8 +10,17 @@ public import HostdevSysfs
 /// `driver`, `subsystem` and `iommu_group` links, SR-IOV `physfn`/`virtfn*`),
 /// so the same tree serves `--sysfs-root` and umockdev (`UMOCKDEV_DIR`).
 public final class SysfsTree: @unchecked Sendable {
-    // @unchecked: a tree is built and mutated by one test at a time; the
-    // fake kernel serialises its own writes with a lock.
+    // @unchecked: every change to the tree (adding or removing devices,
+    // moving driver links) holds `lock`, so a test or benchmark may hot-add
+    // devices while a FakeKernelServer thread answers writes.
+    let lock = NSRecursiveLock()
+
+    /// Runs `body` with the tree locked against the fake kernel's thread.
+    public func locked<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
 
     /// The directory that stands for `/`.
     public let root: String
@@ -78,11 +88,13 @@ public final class SysfsTree: @unchecked Sendable {
     private var pciPaths: [PCIAddress: String] = [:]
 
     /// The kernel path of a PCI device added before (`/sys/devices/pci0000:00/...`).
-    public func pciPath(_ address: PCIAddress) -> String { pciPaths[address]! }
+    public func pciPath(_ address: PCIAddress) -> String { locked { pciPaths[address]! } }
 
     /// Adds a PCI function; `driver` also becomes its native driver.
     @discardableResult
     public func addPCI(_ spec: PCISpec) -> String {
+        lock.lock()
+        defer { lock.unlock() }
         let a = spec.address
         let base = spec.parent.flatMap { pciPaths[$0] } ?? "/sys/devices/pci\(hex(a.domain, 4)):00"
         let path = base + "/" + a.description
@@ -157,6 +169,8 @@ public final class SysfsTree: @unchecked Sendable {
 
     /// Points the device's `driver` link at `driver` (and the driver's link back), as a completed probe does.
     public func bindLink(_ address: PCIAddress, _ driver: String) {
+        lock.lock()
+        defer { lock.unlock() }
         addPCIDriver(driver)
         let path = pciPath(address)
         let driverPath = "/sys/bus/pci/drivers/\(driver)"
@@ -166,6 +180,8 @@ public final class SysfsTree: @unchecked Sendable {
 
     /// Removes the `driver` link, as a completed unbind does.
     public func unbindLink(_ address: PCIAddress) {
+        lock.lock()
+        defer { lock.unlock() }
         let path = pciPath(address)
         if let driver = sysfs.linkName(path + "/driver") {
             unlink(host("/sys/bus/pci/drivers/\(driver)/\(address)"))
@@ -173,8 +189,22 @@ public final class SysfsTree: @unchecked Sendable {
         unlink(host(path + "/driver"))
     }
 
+    /// Takes a PCI function out of the tree, as a hot-unplug does (its
+    /// driver and group links go with it).
+    public func removePCI(_ address: PCIAddress) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let path = pciPaths[address] else { return }
+        unbindLink(address)
+        if let group = sysfs.linkName(path + "/iommu_group") {
+            unlink(host("/sys/kernel/iommu_groups/\(group)/devices/\(address)"))
+        }
+        unlink(host("/sys/bus/pci/devices/\(address)"))
+        FileTree.remove(host(path))
+    }
+
     /// The driver the device is bound to now, read back from its link.
-    public func driver(of address: PCIAddress) -> String? { sysfs.linkName(pciPath(address) + "/driver") }
+    public func driver(of address: PCIAddress) -> String? { locked { sysfs.linkName(pciPath(address) + "/driver") } }
 
     /// Makes `pf` an SR-IOV physical function with `numVFs` of `totalVFs` enabled.
     public func addSRIOV(

@@ -1,6 +1,8 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import Foundation
+import HostdevController
 import HostdevCore
 import HostdevSysfs
 import HostdevTestSupport
@@ -176,18 +178,173 @@ func benchmarkPlan(_ options: Options) {
     print("process peak RSS after planning: \(after.ru_maxrss / 1024) MiB (before: \(before.ru_maxrss / 1024) MiB)")
 }
 
+/// hostdevd under umockdev on the 4,096-function host (tmpfs), libvirt's
+/// in-process test driver, the fake kernel behind named pipes.
+final class DaemonBench {
+    let tree: SysfsTree
+    let server: FakeKernelServer
+    let notify = NotifyListener()
+    let state = FileTree.makeTemporaryDirectory(prefix: "hostdev-bench-state", base: ProcessInfo.processInfo.environment["BENCH_STATE_BASE"] ?? "/tmp")
+    var daemon: ChildProcess!
+
+    init(tree: SysfsTree, manifest: String) throws {
+        self.tree = tree
+        server = FakeKernelServer(tree: tree)
+        FileTree.write(state + "/bindings.yaml", manifest)
+        var environment = ProcessInfo.processInfo.environment
+        environment["UMOCKDEV_DIR"] = tree.root
+        environment["NOTIFY_SOCKET"] = notify.path
+        daemon = try ChildProcess(
+            RealComponent.umockdevWrapper.rawValue,
+            [BuiltProducts.hostdevd, "--sysfs-root", tree.root, "--connect", "test:///default", "--manifest", state + "/bindings.yaml",
+                "--state-dir", state, "--status-file", state + "/status.json", "--resync", "3600", "--log-level", ProcessInfo.processInfo.environment["BENCH_LOG_LEVEL"] ?? "warning"],
+            environment: environment)
+        guard let ready = notify.next(timeout: 60), ready.hasPrefix("READY=1") else { fatalError("hostdevd did not become ready") }
+    }
+
+    var socket: String { UeventSender.sockets(in: tree.root).first! }
+
+    func send(_ action: String, _ path: String, seqnum: UInt64) {
+        try! UeventSender.send(to: socket, action: action, devpath: String(path.dropFirst(4)), subsystem: "pci", seqnum: seqnum)
+    }
+
+    func reconciles() -> Int {
+        guard let text = FileTree.read(state + "/status.json"), let range = text.firstRange(of: "\"reconciles\": ") else { return 0 }
+        return Int(text[range.upperBound...].prefix { $0.isNumber }) ?? 0
+    }
+
+    /// CPU seconds (user + system) and resident KiB of the daemon process.
+    func usage() -> (cpu: Double, rssKiB: Int) {
+        // umockdev-wrapper execs hostdevd: same pid.
+        let stat = FileTree.read("/proc/\(daemon.pid)/stat") ?? ""
+        let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
+        let ticks = fields.count > 13 ? (Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0) : 0
+        let status = FileTree.read("/proc/\(daemon.pid)/status") ?? ""
+        let rss = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }?.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+        return (ticks / Double(sysconf(Int32(_SC_CLK_TCK))), rss)
+    }
+
+    deinit {
+        daemon.terminate()
+        server.stop()
+        FileTree.remove(state)
+    }
+}
+
+func waitUntil(timeout: Double = 10, _ condition: () -> Bool) -> Bool {
+    let deadline = now() + timeout
+    while now() < deadline {
+        if condition() { return true }
+        usleep(50)
+    }
+    return false
+}
+
+func percentile(_ values: [Double], _ p: Double) -> Double {
+    let sorted = values.sorted()
+    return sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)]
+}
+
+func benchmarkDaemon(_ options: Options) {
+    // Not /dev/shm: the daemon runs under umockdev, which redirects /dev paths.
+    let base = "/tmp"
+    print("## daemon: \(options.functions)-function host, release build")
+    // 1. Hotplug latency: one claimed device unplugged and plugged again.
+    let hotplugged = PCIAddress("0000:f0:00.0")!
+    let spec = SysfsTree.PCISpec(hotplugged.description, vendor: "8086", device: "10fb", classCode: 0x020000, driver: "ixgbe", iommuGroup: 9000)
+    do {
+        let tree = SysfsTree.large(functions: options.functions, base: base)
+        tree.addPCIDriver("ixgbe")
+        let path = tree.addPCI(spec)
+        let bench = try! DaemonBench(tree: tree, manifest: "version: 1\nbindings:\n  - vm: x\n    devices:\n      - pci: \"\(hotplugged)\"\n")
+        _ = waitUntil { tree.driver(of: hotplugged) == "vfio-pci" }
+        var latencies: [Double] = []
+        var missed = 0
+        var seqnum: UInt64 = 1
+        let events = options.runs >= 21 ? 1000 : options.runs * 10
+        for _ in 0..<events {
+            tree.removePCI(hotplugged)
+            bench.send("remove", path, seqnum: seqnum)
+            seqnum += 1
+            // Settled when hostdevd has forgotten the device (its ledger says so).
+            _ = waitUntil(timeout: 5) { (try? LedgerStore(directory: bench.state).load().devices[hotplugged]) == nil }
+            tree.addPCI(spec)
+            let start = now()
+            bench.send("add", path, seqnum: seqnum)
+            seqnum += 1
+            guard waitUntil(timeout: 5, { tree.driver(of: hotplugged) == "vfio-pci" }) else {
+                missed += 1
+                if missed == 1 {
+                    print("(first miss: the fake kernel saw \(bench.server.kernel.writes.suffix(4).map { "\($0.path)=\($0.value)" }), driver_override \(FileTree.read(tree.host(path + "/driver_override")) ?? "-"))")
+                }
+                // Stop here: the rest would only wait on the same miss.
+                break
+            }
+            latencies.append(now() - start)
+        }
+        print(alignColumns([
+            ["measure", "p50", "p99", "max"],
+            ["hotplug add → bound to vfio-pci (\(latencies.count) events)", ms(percentile(latencies, 0.5)), ms(percentile(latencies, 0.99)), ms(latencies.max() ?? 0)],
+        ]))
+        if missed > 0 { print("stopped after \(latencies.count) of \(events) events: an add was not bound within 5 s (see the line above)") }
+
+        // 3. Idle: nothing happens for 10 s.
+        let before = bench.usage()
+        let idleStart = now()
+        usleep(10_000_000)
+        let after = bench.usage()
+        let cpu = (after.cpu - before.cpu) / (now() - idleStart) * 100
+        print("idle: \((cpu * 100).rounded() / 100)% CPU over 10 s, RSS \(after.rssKiB / 1024) MiB (host of \(options.functions) functions)")
+    }
+
+    // 2. A storm of 2,048 VF add events, 16 of them claimed.
+    do {
+        let tree = SysfsTree.sriovHost(pfs: 1, vfsPerPF: 0)
+        // The VFs' driver must exist before the fake kernel makes its pipes.
+        tree.addPCIDriver("iavf")
+        let pf = "0000:81:00.0"
+        let bindings = (0..<16).map { "  - vm: t\($0)\n    devices:\n      - pci: \"0000:82:\(hex($0 / 8, 2)).\($0 % 8)\"\n" }.joined()
+        let bench = try! DaemonBench(tree: tree, manifest: "version: 1\nbindings:\n" + bindings)
+        tree.addSRIOV(pf: pf, totalVFs: 2048, numVFs: 2048, vfDevice: "154c", vfDriver: "iavf", firstGroup: 1000)
+        var paths: [String] = []
+        for i in 0..<2048 {
+            let bus = UInt8(0x82 + i / 256)
+            let slot = UInt8((i / 8) % 32)
+            let function = UInt8(i % 8)
+            paths.append(tree.pciPath(PCIAddress(domain: 0, bus: bus, slot: slot, function: function)))
+        }
+        let reconcilesBefore = bench.reconciles()
+        let start = now()
+        for (i, path) in paths.enumerated() { bench.send("add", path, seqnum: UInt64(10_000 + i)) }
+        let sent = now() - start
+        let claimed = (0..<16).map { PCIAddress(domain: 0, bus: 0x82, slot: UInt8($0 / 8), function: UInt8($0 % 8)) }
+        let bound = waitUntil(timeout: 30) { claimed.allSatisfy { tree.driver(of: $0) == "vfio-pci" } }
+        // Converged: bound, and the reconcile count has stopped moving.
+        var last = bench.reconciles()
+        var lastChange = now()
+        while now() - lastChange < 0.5 {
+            usleep(1000)
+            let current = bench.reconciles()
+            if current != last { last = current; lastChange = now() }
+        }
+        let converged = lastChange - start
+        print("storm: 2048 VF add events sent in \(ms(sent)); \(bound ? "16 claimed VFs bound" : "NOT all bound"), converged in \(ms(converged)) with \(last - reconcilesBefore) reconciles")
+    }
+}
+
 let options = parseOptions()
 for benchmark in options.benchmarks {
     switch benchmark {
     case "inventory": benchmarkInventory(options)
     case "plan": benchmarkPlan(options)
+    case "daemon": benchmarkDaemon(options)
     case "workstation-tree":
         // Not a benchmark: lays out the test workstation and keeps it (for snapshots and demos).
         let tree = SysfsTree.workstation()
         tree.keep = true
         print(tree.root)
     default:
-        print("unknown benchmark '\(benchmark)'; known: inventory, plan, workstation-tree")
+        print("unknown benchmark '\(benchmark)'; known: inventory, plan, daemon, workstation-tree")
         exit(2)
     }
 }
