@@ -234,9 +234,19 @@ struct Status: ParsableCommand {
     @Option(help: "Output format: text or json.")
     var format: StatusFormat = .text
 
+    @Option(help: ArgumentHelp("The running daemon's status file; read when present (and --live is not given).", valueName: "file"))
+    var statusFile: String = "/run/hostdevd/status.json"
+
+    @Flag(help: "Observe the host now instead of reading the daemon's status file.")
+    var live = false
+
     enum StatusFormat: String, ExpressibleByArgument, CaseIterable { case text, json }
 
     func run() throws {
+        if !live, observed == nil, let text = try? readText(statusFile, what: "status", hint: "") {
+            emit(format == .json ? text : DaemonStatus.text(text, path: statusFile))
+            return
+        }
         let plan: Plan
         do {
             plan = Planner.plan(
@@ -252,5 +262,39 @@ struct Status: ParsableCommand {
             emit(report.conditions() + (plan.notes.isEmpty ? "" : "Notes:\n" + plan.notes.map { "  - \($0)\n" }.joined()))
             if !plan.isEmpty { emit("\(plan.steps.count) change(s) pending: 'hostdevctl plan' shows them.\n") }
         }
+    }
+}
+
+/// The daemon's status.json for people: its summary, then each condition.
+enum DaemonStatus {
+    struct File: Decodable {
+        struct Entry: Decodable {
+            var condition: String
+            var reason: String?
+        }
+        var summary: String?
+        var libvirt: String?
+        var reconciles: Int?
+        var manifestError: String?
+        var bindings: [String: Entry]?
+        var devices: [String: Entry]?
+        var notes: [String]?
+    }
+
+    static func text(_ json: String, path: String) -> String {
+        guard let status = try? JSONDecoder().decode(File.self, from: Data(json.utf8)) else {
+            return "\(path) is not readable status JSON; run 'hostdevctl status --live'\n"
+        }
+        var out = "hostdevd: \(status.summary ?? "?") (libvirt \(status.libvirt ?? "?"), \(status.reconciles ?? 0) reconciles)\n"
+        if let error = status.manifestError { out += "manifest error (the last good manifest is in force):\n  \(error)\n" }
+        for (title, entries) in [("Bindings", status.bindings ?? [:]), ("Devices", status.devices ?? [:])] where !entries.isEmpty {
+            let rows: [[String]] = entries.sorted { $0.key < $1.key }.map { entry in
+                let reason = entry.value.reason.map { ": " + $0 } ?? ""
+                return ["  " + entry.key, entry.value.condition + reason]
+            }
+            out += title + ":\n" + alignColumns(rows)
+        }
+        if let notes = status.notes, !notes.isEmpty { out += "Notes:\n" + notes.map { "  - \($0)\n" }.joined() }
+        return out
     }
 }

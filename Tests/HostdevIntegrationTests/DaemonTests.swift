@@ -89,6 +89,10 @@ struct DaemonTests {
         rig.edit("version: 1\nbindings:\n  - vm: win11\n    devices:\n      - pci: \"0000:01:00.0\"\n")
         #expect(eventually { rig.tree.driver(of: gpu0) == "vfio-pci" && rig.ours("win11").count == 2 })
         #expect(eventually { (rig.status()["bindings"] as? [String: [String: String]])?["win11"]?["condition"] == "Ready" })
+        let shown = try hostdevctl("status", "--status-file", rig.statusFile)
+        #expect(shown.status == 0)
+        #expect(shown.stdout.hasPrefix("hostdevd: 1 bindings: 1 ready, 0 pending, 0 blocked (libvirt connected"))
+        #expect(shown.stdout.contains("  win11  Ready\n"))
 
         // A bad edit: reported, the last good manifest stays in force.
         rig.edit("version: 1\nbindings:\n  - vm: win11\n    devices:\n      - pci: \"0000:01:00\"\n")
