@@ -19,18 +19,12 @@ public struct LedgerStore: Sendable {
     public init(directory: String) { self.directory = directory }
 
     public func load() throws -> Ledger {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 && errno == ENOENT { return Ledger() }
-        guard fd >= 0 else { throw StateError(description: "cannot read \(path): \(String(cString: strerror(errno)))") }
-        var data = Data()
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = read(fd, &buffer, buffer.count)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            data.append(contentsOf: buffer[0..<n])
+        let data: Data
+        switch fileContents(path) {
+        case .success(let bytes): data = Data(bytes)
+        case .failure(let error) where error.isMissing: return Ledger()
+        case .failure(let error): throw StateError(description: error.description)
         }
-        close(fd)
         do {
             return try JSONDecoder().decode(Ledger.self, from: data)
         } catch {

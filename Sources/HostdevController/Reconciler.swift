@@ -156,22 +156,13 @@ public final class Reconciler: @unchecked Sendable {
 
     func loadManifest() {
         let text: String
-        let fd = open(configuration.manifestPath, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            manifestError = "cannot read \(configuration.manifestPath): \(String(cString: strerror(errno)))"
-            logger.error("\(manifestError!); keeping the last good manifest")
+        switch fileContents(configuration.manifestPath) {
+        case .success(let bytes): text = String(decoding: bytes, as: UTF8.self)
+        case .failure(let error):
+            manifestError = error.description
+            logger.error("\(error); keeping the last good manifest")
             return
         }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = read(fd, &buffer, buffer.count)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            bytes += buffer[0..<n]
-        }
-        close(fd)
-        text = String(decoding: bytes, as: UTF8.self)
         if let lastGood, lastGood.fingerprint == Manifest.fingerprint(of: text) { return }
         do {
             lastGood = try ManifestDecoder.decode(text, file: configuration.manifestPath)

@@ -21,18 +21,11 @@ struct StateOptions: ParsableArguments {
 
 /// Reads a whole file; the error names the file and what to do.
 func readText(_ path: String, what: String, hint: String) throws -> String {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { throw Failure(message: "cannot read \(what) \(path): \(String(cString: strerror(errno))); \(hint)") }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = read(fd, &buffer, buffer.count)
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { break }
-        bytes += buffer[0..<n]
+    switch fileContents(path) {
+    case .success(let bytes): return String(decoding: bytes, as: UTF8.self)
+    case .failure(let error):
+        throw Failure(message: "cannot read \(what) \(path): \(String(cString: strerror(error.errno))); \(hint)")
     }
-    return String(decoding: bytes, as: UTF8.self)
 }
 
 func loadManifest(_ path: String) throws -> Manifest {
