@@ -76,7 +76,14 @@ public final class Reconciler: @unchecked Sendable {
                 let sources = HostSources(sysfsRoot: configuration.sysfsRoot, useUdev: configuration.sysfsRoot.path == "/", libvirtURI: configuration.libvirtURI)
                 let observer = Observer(sources: sources, connection: connection)
                 var observed = try observe(keys, observer)
+                if !observed.libvirtReachable, connection != nil {
+                    // The connection died (libvirtd restarted): one fresh try now.
+                    connection = try? LibvirtConnection(uri: configuration.libvirtURI)
+                    cache = nil
+                    observed = try observe([.all], Observer(sources: sources, connection: connection))
+                }
                 if !observed.libvirtReachable { connection = nil }
+                let libvirtMissing = !observed.libvirtReachable
                 var ledger = try store.load()
                 var plan = Planner.plan(manifest: manifest, observed: observed, ledger: ledger)
                 var failedSteps = 0
@@ -100,9 +107,10 @@ public final class Reconciler: @unchecked Sendable {
                     observed = try observe(Self.touched(by: plan, reader: InventoryReader(root: configuration.sysfsRoot)), observer)
                     plan = Planner.plan(manifest: manifest, observed: observed, ledger: ledger)
                 }
-                let summary = Self.summary(plan, failedSteps: failedSteps)
+                let summary = Self.summary(plan, failedSteps: failedSteps) + (libvirtMissing ? "; libvirt unreachable, retrying" : "")
                 writeStatus(plan: plan, summary: summary, keys: keys, failedSteps: failedSteps)
-                return Outcome(failed: failedSteps > 0, summary: summary)
+                // libvirt away counts as a failure: the queue retries with backoff.
+                return Outcome(failed: failedSteps > 0 || libvirtMissing, summary: summary)
             }
         } catch {
             cache = nil

@@ -52,7 +52,9 @@ public final class LibvirtDaemon: @unchecked Sendable {
 
     func waitForSocket() throws {
         let deadline = Date().addingTimeInterval(20)
-        while access(socketPath, F_OK) != 0 {
+        // The socket file appears at bind(), before libvirtd listens: wait
+        // until a connection is accepted.
+        while !acceptsConnections() {
             guard child.isRunning, Date() < deadline else {
                 let log = (try? String(contentsOfFile: directory + "/libvirtd.log", encoding: .utf8)) ?? ""
                 stop()
@@ -60,6 +62,19 @@ public final class LibvirtDaemon: @unchecked Sendable {
             }
             usleep(10_000)
         }
+    }
+
+    func acceptsConnections() -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(socketPath.utf8)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in bytes.enumerated() where i < raw.count - 1 { raw[i] = b } }
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        } == 0
     }
 
     public struct StartError: Error, CustomStringConvertible {
