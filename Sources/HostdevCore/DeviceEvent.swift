@@ -24,7 +24,4 @@ public struct DeviceEvent: Sendable, Equatable, Codable {
         self.driver = driver
         self.seqnum = seqnum
     }
-
-    /// The PCI function the event is about, for `pci` events.
-    public var pciAddress: PCIAddress? { subsystem == "pci" ? PCIAddress(sysname) : nil }
 }

@@ -123,13 +123,6 @@ public enum DeviceSelector: Sendable, Hashable, CustomStringConvertible {
         case .usbAddress(let bus, let device): return "usb bus \(bus) device \(device)"
         }
     }
-
-    public var isPCI: Bool {
-        switch self {
-        case .pci, .pciID: return true
-        case .usbID, .usbAddress: return false
-        }
-    }
 }
 
 public struct DeviceClaim: Sendable, Equatable {

@@ -181,7 +181,7 @@ public enum BuiltProducts {
 
 /// Real components the tests need. Under `HOSTDEV_REQUIRE_REAL=1` (set by
 /// `.ci/run`) a missing one is a failure; elsewhere its tests are skipped
-/// with a reason that names the package to install.
+/// with the reason each test gives (naming the package to install).
 public enum RealComponent: String, CaseIterable, Sendable {
     case libvirtd = "/usr/sbin/libvirtd"
     case umockdevWrapper = "/usr/bin/umockdev-wrapper"
@@ -189,15 +189,6 @@ public enum RealComponent: String, CaseIterable, Sendable {
     case systemdAnalyze = "/usr/bin/systemd-analyze"
     case unshare = "/usr/bin/unshare"
 
-    public var package: String {
-        switch self {
-        case .libvirtd: return "libvirt-daemon"
-        case .umockdevWrapper: return "umockdev"
-        case .virtXMLValidate: return "libvirt-clients"
-        case .systemdAnalyze: return "systemd"
-        case .unshare: return "util-linux"
-        }
-    }
 
     public var isPresent: Bool { access(rawValue, X_OK) == 0 }
 
