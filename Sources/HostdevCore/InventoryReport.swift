@@ -204,14 +204,6 @@ public func alignColumns(_ lines: [[String]]) -> String {
     return lines.map { line in
         line.enumerated().map { i, cell in
             i == line.count - 1 ? cell : cell + String(repeating: " ", count: widths[i] - cell.count)
-        }.joined(separator: "  ").trimmingTrailingSpaces
+        }.joined(separator: "  ").trimmingEnd { $0 == " " }
     }.joined(separator: "\n") + "\n"
-}
-
-extension String {
-    var trimmingTrailingSpaces: String {
-        var s = Substring(self)
-        while s.last == " " { s.removeLast() }
-        return String(s)
-    }
 }

@@ -1,4 +1,5 @@
 import CLibXML2
+import HostdevCore
 
 /// An XML element read through libxml2 into plain Swift values, so that no
 /// libxml2 pointer outlives the parse.
@@ -26,7 +27,7 @@ public struct XMLElement: Sendable, Equatable {
         }
         guard let document = parsed else {
             let detail = xmlGetLastError().map { error in
-                "line \(error.pointee.line): \(String(cString: error.pointee.message).trimmingTrailingNewlines)"
+                "line \(error.pointee.line): \(String(cString: error.pointee.message).trimmingEnd { $0 == "\n" })"
             } ?? "not well-formed"
             throw XMLParseError(source: source, detail: detail)
         }
@@ -62,7 +63,7 @@ public struct XMLElement: Sendable, Equatable {
         }
         return XMLElement(
             name: String(cString: node.pointee.name), attributes: attributes, children: children,
-            text: text.trimmingWhitespace)
+            text: text.trimming())
     }
 }
 
@@ -72,17 +73,3 @@ public struct XMLParseError: Error, Sendable, CustomStringConvertible {
     public var description: String { "\(source): malformed XML: \(detail)" }
 }
 
-extension String {
-    var trimmingWhitespace: String {
-        var s = Substring(self)
-        while let c = s.first, c.isWhitespace { s.removeFirst() }
-        while let c = s.last, c.isWhitespace { s.removeLast() }
-        return String(s)
-    }
-
-    var trimmingTrailingNewlines: String {
-        var s = self
-        while s.hasSuffix("\n") { s.removeLast() }
-        return s
-    }
-}

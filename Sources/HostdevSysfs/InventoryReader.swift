@@ -150,8 +150,8 @@ public struct InventoryReader: Sendable {
                 name: DeviceNaming.libvirtName(subsystem: "block", sysname: record.sysname, suffix: serial),
                 capability: .storage, deviceNode: Self.deviceNode(record),
                 serial: serial)
-            device.vendor = root.read(record.syspath + "/device/vendor")?.trimmingSpaces
-            device.product = root.read(record.syspath + "/device/model")?.trimmingSpaces
+            device.vendor = root.read(record.syspath + "/device/vendor")?.trimming { $0 == " " }
+            device.product = root.read(record.syspath + "/device/model")?.trimming { $0 == " " }
         default:
             return nil
         }
@@ -295,14 +295,6 @@ extension Array {
     subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
 }
 
-extension String {
-    var trimmingSpaces: String {
-        var s = Substring(self)
-        while s.first == " " { s.removeFirst() }
-        while s.last == " " { s.removeLast() }
-        return String(s)
-    }
-}
 
 extension InventoryReader {
     /// `inventory` with the devices at `changes` re-read (or dropped when

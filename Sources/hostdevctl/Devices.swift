@@ -47,7 +47,7 @@ struct Devices: ParsableCommand {
     func capabilities() throws -> Set<DeviceCapability> {
         guard let caps else { return [] }
         var result = Set<DeviceCapability>()
-        for name in caps.split(separator: ",").map({ $0.trimmingCharacters(in: " ") }) where !name.isEmpty {
+        for name in caps.split(separator: ",").map({ $0.trimming { $0 == " " } }) where !name.isEmpty {
             guard let capability = DeviceCapability(rawValue: name) else {
                 throw ValidationError(
                     "unknown capability '\(name)'; use one or more of: \(DeviceCapability.allCases.map(\.rawValue).joined(separator: ","))")
@@ -99,14 +99,6 @@ func readInventory(source: InventorySource, host: HostOptions) throws -> Invento
     }
 }
 
-extension Substring {
-    func trimmingCharacters(in set: String) -> String {
-        var s = self
-        while let c = s.first, set.contains(c) { s.removeFirst() }
-        while let c = s.last, set.contains(c) { s.removeLast() }
-        return String(s)
-    }
-}
 
 #if canImport(Glibc)
     import Glibc

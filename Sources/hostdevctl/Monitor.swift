@@ -35,7 +35,7 @@ struct Monitor: AsyncParsableCommand {
             ]
             if let devtype = event.devtype { fields.append(("devtype", .string(devtype))) }
             if let driver = event.driver { fields.append(("driver", .string(driver))) }
-            emit(JSONText.object(fields).rendered().split(separator: "\n").map { $0.trimmingCharacters(in: " ") }.joined(separator: " ") + "\n")
+            emit(JSONText.object(fields).rendered().split(separator: "\n").map { $0.trimming { $0 == " " } }.joined(separator: " ") + "\n")
             seen += 1
             if count > 0 && seen >= count { break }
         }

@@ -43,3 +43,16 @@ import Testing
         #expect(DeviceNaming.scsiName(sysname: "target0:0:1") == "scsi_target0_0_1")
     }
 }
+
+@Suite struct TrimmingTests {
+    @Test(arguments: [("  a b \n", "a b", "  a b"), ("", "", ""), ("   ", "", ""), ("x", "x", "x")])
+    func trims(text: String, both: String, end: String) {
+        #expect(text.trimming() == both)
+        #expect(text.trimmingEnd() == end)
+    }
+
+    @Test func trimsOnlyWhatIsAsked() {
+        #expect("  a  \n".trimming { $0 == " " } == "a  \n")
+        #expect("a\n\n".trimmingEnd { $0 == "\n" } == "a")
+    }
+}
