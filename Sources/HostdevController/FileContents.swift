@@ -25,3 +25,29 @@ public struct FileReadError: Error, Sendable, CustomStringConvertible {
     public var isMissing: Bool { errno == ENOENT }
     public var description: String { "cannot read \(path): \(String(cString: strerror(errno)))" }
 }
+
+/// Replaces `path` with `bytes` so that a reader (or a crash) sees the old
+/// file or the new one, never half of either: write a temp file beside it,
+/// then rename. `durable` also fsyncs the file before the rename and the
+/// directory after it, for state that must survive power loss (the ledger).
+public func replaceFile(_ path: String, with bytes: [UInt8], mode: mode_t, durable: Bool) throws(StateError) {
+    let temporary = path + ".tmp"
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+    guard fd >= 0 else { throw StateError(description: "cannot write \(temporary): \(String(cString: strerror(errno)))") }
+    let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    let synced = durable ? fsync(fd) : 0
+    close(fd)
+    guard written == bytes.count, synced == 0 else {
+        throw StateError(description: "cannot write \(temporary): \(String(cString: strerror(errno)))")
+    }
+    guard rename(temporary, path) == 0 else {
+        throw StateError(description: "cannot replace \(path): \(String(cString: strerror(errno)))")
+    }
+    guard durable else { return }
+    let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+    let dir = open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    if dir >= 0 {
+        fsync(dir)
+        close(dir)
+    }
+}

@@ -212,15 +212,10 @@ public final class Reconciler: @unchecked Sendable {
         let path = configuration.statusFile
         let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
         mkdir(directory, 0o755)
-        let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            logger.warning("cannot write \(temporary): \(String(cString: strerror(errno)))")
-            return
+        do {
+            try replaceFile(path, with: Array(text.utf8), mode: 0o644, durable: false)
+        } catch {
+            logger.warning("\(error)")
         }
-        var bytes = Array(text.utf8)
-        _ = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress, $0.count) }
-        close(fd)
-        rename(temporary, path)
     }
 }

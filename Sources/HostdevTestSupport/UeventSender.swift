@@ -1,6 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import HostdevSysfs
 
 /// Sends hotplug events to programs running under umockdev: umockdev turns
 /// libudev's netlink socket into a datagram socket `$UMOCKDEV_DIR/event<N>`,
@@ -10,16 +11,7 @@
 public enum UeventSender {
     /// The monitor sockets umockdev created in `testbed` (one per monitor).
     public static func sockets(in testbed: String) -> [String] {
-        guard let dir = opendir(testbed) else { return [] }
-        defer { closedir(dir) }
-        var found: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name.hasPrefix("event") { found.append(testbed + "/" + name) }
-        }
-        return found.sorted()
+        (SysfsRoot("/").list(testbed) ?? []).filter { $0.hasPrefix("event") }.sorted().map { testbed + "/" + $0 }
     }
 
     /// Sends one event; `properties` adds to ACTION/DEVPATH/SUBSYSTEM/SEQNUM.
