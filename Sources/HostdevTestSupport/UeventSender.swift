@@ -39,17 +39,7 @@ public enum UeventSender {
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
         guard fd >= 0 else { throw SendError(errno: errno) }
         defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let pathBytes = Array(socketPath.utf8)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, byte) in pathBytes.prefix(raw.count - 1).enumerated() { raw[i] = byte }
-        }
-        let sent = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                sendto(fd, message, message.count, 0, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
+        let sent = withUnixAddress(socketPath) { sendto(fd, message, message.count, 0, $0, $1) }
         guard sent == message.count else { throw SendError(errno: errno) }
     }
 
