@@ -60,7 +60,10 @@ public struct HostdevDaemon: Service {
             await withThrowingTaskGroup(of: Void.self) { group in
                 if let monitor {
                     group.addTask {
-                        for await event in monitor.events { queue.add(.device(subsystem: event.subsystem, devpath: event.devpath)) }
+                        for await event in monitor.events {
+                            logger.debug("udev \(event.action) \(event.subsystem) \(event.devpath) seqnum \(event.seqnum)")
+                            queue.add(.device(subsystem: event.subsystem, devpath: event.devpath))
+                        }
                     }
                 }
                 if let watcher {

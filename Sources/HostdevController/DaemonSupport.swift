@@ -5,6 +5,9 @@ import FoundationEssentials
 
 /// `sd_notify` without libsystemd: one datagram to `$NOTIFY_SOCKET`
 /// (`READY=1`, `STATUS=…`, `STOPPING=1`). Does nothing outside systemd.
+/// Never blocks: a unix datagram queue holds only `net.unix.max_dgram_qlen`
+/// (10 by default) unread messages, and a reconcile loop must not stall
+/// because its manager is slow to read a status line.
 public struct SystemdNotifier: Sendable {
     public let socketPath: String?
 
@@ -29,7 +32,7 @@ public struct SystemdNotifier: Sendable {
         let size = socklen_t(MemoryLayout<sa_family_t>.size + length)
         let bytes = Array(state.utf8)
         _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, bytes, bytes.count, 0, $0, size) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, bytes, bytes.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL), $0, size) }
         }
     }
 }

@@ -63,6 +63,7 @@ public final class Reconciler: @unchecked Sendable {
 
     public func reconcile(_ keys: Set<ReconcileKey>) -> Outcome {
         reconciles += 1
+        var clock = PhaseClock()
         loadManifest()
         guard let manifest = lastGood else {
             let summary = "waiting for a valid manifest at \(configuration.manifestPath)"
@@ -85,10 +86,12 @@ public final class Reconciler: @unchecked Sendable {
                 if !observed.libvirtReachable { connection = nil }
                 let libvirtMissing = !observed.libvirtReachable
                 var ledger = try store.load()
+                clock.lap("observe")
                 var plan = Planner.plan(manifest: manifest, observed: observed, ledger: ledger)
+                clock.lap("plan")
                 var failedSteps = 0
                 if !plan.isEmpty {
-                    logger.info("reconcile (\(keys.map(\.description).sorted().joined(separator: ", "))): \(plan.steps.count) step(s)")
+                    logger.info("reconcile (\(Self.triggers(keys).joined(separator: ", "))): \(plan.steps.count) step(s)")
                     let stop = shouldStop
                     // Test-only fault injection: die as a crash would, after step N.
                     let faultAfter = ProcessInfo.processInfo.environment["HOSTDEV_FAULT_KILL_AFTER_STEP"].flatMap { Int($0) }
@@ -104,11 +107,15 @@ public final class Reconciler: @unchecked Sendable {
                         }, shouldStop: stop)
                     let outcomes = try executor.run(plan, ledger: &ledger)
                     failedSteps = outcomes.filter { if case .failed = $0 { return true } else { return false } }.count
+                    clock.lap("act")
                     observed = try observe(Self.touched(by: plan, reader: InventoryReader(root: configuration.sysfsRoot)), observer)
                     plan = Planner.plan(manifest: manifest, observed: observed, ledger: ledger)
+                    clock.lap("re-plan")
                 }
                 let summary = Self.summary(plan, failedSteps: failedSteps) + (libvirtMissing ? "; libvirt unreachable, retrying" : "")
-                writeStatus(plan: plan, summary: summary, keys: keys, failedSteps: failedSteps)
+                writeStatus(plan: plan, summary: summary, keys: keys, failedSteps: failedSteps, duration: clock.totalMilliseconds)
+                clock.lap("report")
+                logger.debug("reconcile (\(Self.triggers(keys).joined(separator: ", "))) took \(clock.description)")
                 // libvirt away counts as a failure: the queue retries with backoff.
                 return Outcome(failed: failedSteps > 0 || libvirtMissing, summary: summary)
             }
@@ -182,6 +189,14 @@ public final class Reconciler: @unchecked Sendable {
         }
     }
 
+    /// Why a reconcile ran, for its log line and status: a VF storm batches
+    /// thousands of device keys, of which the first few say enough.
+    static func triggers(_ keys: Set<ReconcileKey>, limit: Int = 8) -> [String] {
+        let sorted = keys.map(\.description).sorted()
+        guard sorted.count > limit else { return sorted }
+        return sorted.prefix(limit) + ["and \(sorted.count - limit) more"]
+    }
+
     static func summary(_ plan: Plan, failedSteps: Int) -> String {
         let counts = plan.bindings.values.reduce(into: (ready: 0, pending: 0, blocked: 0)) { counts, condition in
             switch condition {
@@ -195,17 +210,18 @@ public final class Reconciler: @unchecked Sendable {
     }
 
     /// `status.json`, replaced atomically after every reconcile.
-    func writeStatus(plan: Plan?, summary: String, keys: Set<ReconcileKey>, failedSteps: Int) {
+    func writeStatus(plan: Plan?, summary: String, keys: Set<ReconcileKey>, failedSteps: Int, duration: Double? = nil) {
         var fields: [(String, JSONText)] = [
             ("summary", .string(summary)),
             ("time", .number(Int(time(nil)))),
             ("pid", .number(Int(getpid()))),
             ("reconciles", .number(reconciles)),
-            ("trigger", .array(keys.map(\.description).sorted().map { .string($0) })),
+            ("trigger", .array(Self.triggers(keys).map { .string($0) })),
             ("manifest", .string(configuration.manifestPath)),
             ("manifestError", manifestError.map { .string($0) } ?? .null),
             ("libvirt", .string(connection == nil ? "unreachable" : "connected")),
             ("failedSteps", .number(failedSteps)),
+            ("durationMs", duration.map { .number(Int($0.rounded(.up))) } ?? .null),
         ]
         if let plan, case .object(let report) = PlanReport(plan: plan).json() { fields += report }
         let text = JSONText.object(fields).rendered() + "\n"

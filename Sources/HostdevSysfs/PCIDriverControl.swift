@@ -35,7 +35,7 @@ public struct PCIDriverControl: Sendable {
             try writer.write(address.description, to: "/sys/bus/pci/drivers_probe")
             try confirm(address, isOn: driver)
         } catch {
-            try? restore(address, to: previous)
+            if exists(address) { try? restore(address, to: previous) }
             throw error
         }
         return previous
@@ -100,6 +100,10 @@ public struct PCIDriverControl: Sendable {
         var waited = 0.0
         var actual = driver(of: address)
         while actual != expected && waited < seconds {
+            // Surprise removal mid-bind: nothing left to wait for.
+            guard exists(address) else {
+                throw SysfsError(.verify, path: root.hostPath(devicePath(address)), errno: ENOENT, detail: "\(address) disappeared from the host")
+            }
             usleep(1_000)
             waited += 0.001
             actual = driver(of: address)

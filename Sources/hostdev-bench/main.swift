@@ -198,7 +198,7 @@ final class DaemonBench {
             RealComponent.umockdevWrapper.rawValue,
             [BuiltProducts.hostdevd, "--sysfs-root", tree.root, "--connect", "test:///default", "--manifest", state + "/bindings.yaml",
                 "--state-dir", state, "--status-file", state + "/status.json", "--resync", "3600", "--log-level", ProcessInfo.processInfo.environment["BENCH_LOG_LEVEL"] ?? "warning"],
-            environment: environment)
+            environment: environment, outputFile: state + "/hostdevd.log")
         guard let ready = notify.next(timeout: 60), ready.hasPrefix("READY=1") else { fatalError("hostdevd did not become ready") }
     }
 
@@ -267,7 +267,10 @@ func benchmarkDaemon(_ options: Options) {
             bench.send("remove", path, seqnum: seqnum)
             seqnum += 1
             // Settled when hostdevd has forgotten the device (its ledger says so).
-            _ = waitUntil(timeout: 5) { (try? LedgerStore(directory: bench.state).load().devices[hotplugged]) == nil }
+            _ = waitUntil(timeout: 5) {
+                guard let ledger = try? LedgerStore(directory: bench.state).load() else { return false }
+                return ledger.devices[hotplugged] == nil
+            }
             tree.addPCI(spec)
             let start = now()
             bench.send("add", path, seqnum: seqnum)
@@ -276,11 +279,18 @@ func benchmarkDaemon(_ options: Options) {
                 missed += 1
                 if missed == 1 {
                     print("(first miss: the fake kernel saw \(bench.server.kernel.writes.suffix(4).map { "\($0.path)=\($0.value)" }), driver_override \(FileTree.read(tree.host(path + "/driver_override")) ?? "-"))")
+                    print("hostdevd's log, last lines:\n" + (FileTree.read(bench.state + "/hostdevd.log") ?? "").split(separator: "\n").suffix(30).map { $0.prefix(300) }.joined(separator: "\n"))
                 }
                 // Stop here: the rest would only wait on the same miss.
                 break
             }
             latencies.append(now() - start)
+            // The link moves before hostdevd has confirmed and journaled the
+            // bind: let it finish before the next unplug, as real hotplug does.
+            _ = waitUntil(timeout: 5) {
+                guard let ledger = try? LedgerStore(directory: bench.state).load() else { return false }
+                return ledger.intent == nil && ledger.devices[hotplugged] != nil
+            }
         }
         print(alignColumns([
             ["measure", "p50", "p99", "max"],

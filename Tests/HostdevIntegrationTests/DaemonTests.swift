@@ -2,11 +2,12 @@
     import Glibc
 #endif
 import Foundation
-import HostdevController
+@testable import HostdevController
 import HostdevCore
 import HostdevLibvirt
 import HostdevSysfs
 import HostdevTestSupport
+import Synchronization
 import Testing
 
 /// hostdevd as a process under umockdev (its libudev monitor gets the events
@@ -202,5 +203,33 @@ struct DaemonTests {
         #expect(eventually { !rig.daemon.isRunning })
         #expect(rig.daemon.wait() == 0)
         #expect(rig.notify.next(timeout: 1)?.contains("STOPPING=1") == true)
+    }
+}
+
+struct SystemdNotifierTests {
+    /// A manager that is slow to read must not stall the reconcile loop: the
+    /// socket queue holds only `net.unix.max_dgram_qlen` (10) messages.
+    @Test func neverBlocksWhenTheManagerDoesNotRead() throws {
+        let listener = NotifyListener()
+        let notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": listener.path])
+        let finished = Mutex(false)
+        Thread.detachNewThread {
+            for i in 0..<200 { notifier.notify("STATUS=reconcile \(i)") }
+            finished.withLock { $0 = true }
+        }
+        #expect(eventually(timeout: 10) { finished.withLock { $0 } }, "notify blocked on a full socket queue")
+        #expect(listener.next(timeout: 1) == "STATUS=reconcile 0")
+    }
+}
+
+struct ReconcileTriggerTests {
+    /// A storm's thousands of device keys are summed up, not listed.
+    @Test(arguments: [(1, ["pci vf0"]), (8, nil), (2048, nil)] as [(Int, [String]?)])
+    func triggersListAFewKeysThenCount(count: Int, expected: [String]?) {
+        let keys = Set((0..<count).map { ReconcileKey.device(subsystem: "pci", devpath: "/devices/pci0000:00/0000:81:00.0/vf\($0)") })
+        let triggers = Reconciler.triggers(keys)
+        if let expected { #expect(triggers == expected) }
+        #expect(triggers.count == min(count, 9))
+        if count > 8 { #expect(triggers.last == "and \(count - 8) more") }
     }
 }

@@ -38,6 +38,26 @@ import Testing
         #expect(tree.driver(of: audio) == "snd_hda_intel")
     }
 
+    /// Surprise removal mid-bind (the device is pulled while its driver
+    /// moves): the bind fails at once naming it, with no restore attempted.
+    @Test func deviceRemovedDuringBindFailsAtOnce() throws {
+        struct Unplugging: SysfsWriter {
+            let kernel: FakeKernel
+            func write(_ value: String, to path: String) throws(SysfsError) {
+                if path == "/sys/bus/pci/drivers_probe" {
+                    kernel.tree.removePCI(PCIAddress(value)!)
+                    return
+                }
+                try kernel.write(value, to: path)
+            }
+        }
+        let kernel = FakeKernel(tree: tree)
+        let control = PCIDriverControl(root: tree.sysfs, writer: Unplugging(kernel: kernel))
+        let error = #expect(throws: SysfsError.self) { try control.bind(gpu, to: "vfio-pci") }
+        #expect(error?.description.contains("0000:01:00.0 disappeared from the host") == true)
+        #expect(!kernel.writes.contains { $0.path.hasSuffix("/bind") })
+    }
+
     @Test func missingVFIODriverLeavesDeviceOnItsOwnDriver() throws {
         let kernel = FakeKernel(tree: tree)
         FileTree.remove(tree.host("/sys/bus/pci/drivers/vfio-pci"))
