@@ -76,18 +76,21 @@ public final class Reconciler: @unchecked Sendable {
                 if connection == nil { connection = try? LibvirtConnection(uri: configuration.libvirtURI) }
                 let sources = HostSources(sysfsRoot: configuration.sysfsRoot, useUdev: configuration.sysfsRoot.path == "/", libvirtURI: configuration.libvirtURI)
                 let observer = Observer(sources: sources, connection: connection)
-                var observed = try observe(keys, observer)
-                if !observed.libvirtReachable, connection != nil {
+                // The cache is used in place, never copied into a local: a
+                // hotplug event then updates a large host's device list
+                // without copying it.
+                try refreshCache(keys, observer)
+                if cache?.libvirtReachable == false, connection != nil {
                     // The connection died (libvirtd restarted): one fresh try now.
                     connection = try? LibvirtConnection(uri: configuration.libvirtURI)
                     cache = nil
-                    observed = try observe([.all], Observer(sources: sources, connection: connection))
+                    try refreshCache([.all], Observer(sources: sources, connection: connection))
                 }
-                if !observed.libvirtReachable { connection = nil }
-                let libvirtMissing = !observed.libvirtReachable
+                let libvirtMissing = cache?.libvirtReachable != true
+                if libvirtMissing { connection = nil }
                 var ledger = try store.load()
                 clock.lap("observe")
-                var plan = Planner.plan(manifest: manifest, observed: observed, ledger: ledger)
+                var plan = Planner.plan(manifest: manifest, observed: cache!, ledger: ledger)
                 clock.lap("plan")
                 var failedSteps = 0
                 if !plan.isEmpty {
@@ -108,8 +111,8 @@ public final class Reconciler: @unchecked Sendable {
                     let outcomes = try executor.run(plan, ledger: &ledger)
                     failedSteps = outcomes.filter { if case .failed = $0 { return true } else { return false } }.count
                     clock.lap("act")
-                    observed = try observe(Self.touched(by: plan, reader: InventoryReader(root: configuration.sysfsRoot)), observer)
-                    plan = Planner.plan(manifest: manifest, observed: observed, ledger: ledger)
+                    try refreshCache(Self.touched(by: plan, reader: InventoryReader(root: configuration.sysfsRoot)), observer)
+                    plan = Planner.plan(manifest: manifest, observed: cache!, ledger: ledger)
                     clock.lap("re-plan")
                 }
                 let summary = Self.summary(plan, failedSteps: failedSteps) + (libvirtMissing ? "; libvirt unreachable, retrying" : "")
@@ -128,13 +131,16 @@ public final class Reconciler: @unchecked Sendable {
     }
 
     /// A full observation at start, on resync and whenever the cache is in
-    /// doubt; otherwise the cache with just the devices and VMs that changed.
-    func observe(_ keys: Set<ReconcileKey>, _ observer: Observer) throws -> ObservedHost {
-        guard var observed = cache, !keys.contains(.all), observed.libvirtReachable, let connection else {
-            let fresh = try observer.observe { [logger] in logger.warning("\($0)") }
-            cache = fresh
-            return fresh
+    /// doubt; otherwise just the devices and VMs that changed, in place.
+    /// On an error the cache is dropped: the next pass observes afresh.
+    func refreshCache(_ keys: Set<ReconcileKey>, _ observer: Observer) throws {
+        guard cache != nil, !keys.contains(.all), cache!.libvirtReachable, let connection else {
+            cache = nil
+            cache = try observer.observe { [logger] in logger.warning("\($0)") }
+            return
         }
+        // Taken out of the optional so that it is uniquely referenced.
+        var observed = cache.take()!
         var changes: [(subsystem: String, devpath: String)] = []
         for key in keys {
             switch key {
@@ -146,11 +152,10 @@ public final class Reconciler: @unchecked Sendable {
             }
         }
         if !changes.isEmpty {
-            observed.inventory = InventoryReader(root: configuration.sysfsRoot).refresh(observed.inventory, changes: changes)
+            InventoryReader(root: configuration.sysfsRoot).refresh(&observed.inventory, changes: changes)
         }
         observed.domains.sort { $0.name < $1.name }
         cache = observed
-        return observed
     }
 
     /// What a plan's steps changed, as keys to refresh the cache with.

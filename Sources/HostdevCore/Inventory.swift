@@ -11,45 +11,144 @@ public struct IOMMUGroup: Sendable, Equatable, Codable {
 }
 
 /// Everything one observation of the host's devices saw.
-public struct Inventory: Sendable, Equatable, Codable {
+public struct Inventory: Sendable, Equatable {
     /// Sorted so that every parent comes before its children, siblings by name.
     public private(set) var devices: [HostDevice]
-    public var iommuGroups: [IOMMUGroup]
+    /// Sorted by number.
+    public private(set) var iommuGroups: [IOMMUGroup]
     /// The kernel exposes IOMMU groups at all (`/sys/kernel/iommu_groups` is not empty).
     public var iommuEnabled: Bool
+    /// Where each PCI function sits in `devices`. Kept with the devices (an
+    /// informer's indexer) so that planning after a hotplug event does not
+    /// re-index a host of thousands of functions.
+    private var positionOfAddress: [PCIAddress: Int]
 
     public init(devices: [HostDevice], iommuGroups: [IOMMUGroup] = [], iommuEnabled: Bool? = nil) {
         self.devices = Inventory.treeOrder(devices)
         self.iommuGroups = iommuGroups.sorted { $0.number < $1.number }
         self.iommuEnabled = iommuEnabled ?? !iommuGroups.isEmpty
+        positionOfAddress = Self.positions(of: self.devices)
     }
 
     public func device(named name: String) -> HostDevice? { devices.first { $0.name == name } }
 
+    public func device(at address: PCIAddress) -> HostDevice? { positionOfAddress[address].map { devices[$0] } }
+
+    public func group(_ number: Int) -> IOMMUGroup? {
+        let index = groupIndex(number)
+        return index < iommuGroups.count && iommuGroups[index].number == number ? iommuGroups[index] : nil
+    }
+
+    /// The IOMMU group of a PCI function: its own link, else the group that lists it.
+    public func groupNumber(of address: PCIAddress) -> Int? {
+        device(at: address)?.pci?.iommuGroup ?? iommuGroups.first { $0.members.contains(address) }?.number
+    }
+
+    /// Where group `number` is in `iommuGroups`, or where it would go.
+    private func groupIndex(_ number: Int) -> Int {
+        var low = 0
+        var high = iommuGroups.count
+        while low < high {
+            let middle = (low + high) / 2
+            if iommuGroups[middle].number < number { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
     /// This inventory with `updated` devices replacing (or joining) those of
     /// the same name and the devices at `removedPaths` gone: how a hotplug
     /// event refreshes the daemon's cache without re-reading the host.
-    /// IOMMU groups follow the devices' own `iommuGroup`.
+    /// IOMMU groups follow the devices' own `iommuGroup`. The work is in
+    /// proportion to the change (and the new devices' parents' subtrees),
+    /// not to the host: the result equals a fresh `Inventory` of the same
+    /// devices.
     public func updating(_ updated: [HostDevice], removingPaths removedPaths: Set<String>) -> Inventory {
-        let replaced = Set(updated.map(\.name))
-        var kept = devices.filter { !replaced.contains($0.name) && !removedPaths.contains($0.sysfsPath ?? "") }
-        kept += updated
-        var members: [Int: Set<PCIAddress>] = [:]
-        for group in iommuGroups { members[group.number] = Set(group.members) }
-        let present = Set(kept.compactMap { $0.pci?.address })
-        for key in members.keys { members[key] = members[key]!.filter { present.contains($0) } }
-        for device in updated {
-            guard let pci = device.pci else { continue }
-            for key in members.keys { members[key]!.remove(pci.address) }
-            if let group = pci.iommuGroup { members[group, default: []].insert(pci.address) }
-        }
-        let groups = members.filter { !$0.value.isEmpty }.map { IOMMUGroup(number: $0.key, members: Array($0.value)) }
-        return Inventory(devices: kept, iommuGroups: groups, iommuEnabled: iommuEnabled || !groups.isEmpty)
+        var result = self
+        result.update(updated, removingPaths: removedPaths)
+        return result
     }
 
-    public func device(at address: PCIAddress) -> HostDevice? { devices.first { $0.pci?.address == address } }
+    /// `updating`, in place.
+    public mutating func update(_ updated: [HostDevice], removingPaths removedPaths: Set<String>) {
+        for path in removedPaths {
+            // Compared, not hashed: an event removes one or a few paths.
+            while let index = devices.firstIndex(where: { $0.sysfsPath == path }) {
+                removeFromGroup(devices[index].pci)
+                devices.remove(at: index)
+            }
+        }
+        for device in updated {
+            if let index = devices.firstIndex(where: { $0.name == device.name }) {
+                removeFromGroup(devices[index].pci)
+                let moved = devices[index].parent != device.parent
+                devices[index] = device
+                // Moved in the tree (a parent appeared or went): rare, so
+                // the whole order is recomputed.
+                if moved { devices = Self.treeOrder(devices) }
+            } else {
+                insert(device)
+            }
+            addToGroup(device.pci)
+        }
+        positionOfAddress = Self.positions(of: devices)
+        iommuEnabled = iommuEnabled || !iommuGroups.isEmpty
+    }
 
-    public func group(_ number: Int) -> IOMMUGroup? { iommuGroups.first { $0.number == number } }
+    /// Inserts a new device after its parent's earlier-named children and
+    /// their subtrees: where `treeOrder` would put it. Scans the parent's
+    /// subtree only (the whole list for a device at the root), keeping the
+    /// path from the root to the device looked at, as the depth-first order
+    /// unrolls it: no hashing, so a large host costs string compares only.
+    private mutating func insert(_ device: HostDevice) {
+        let parentIndex = devices.firstIndex { $0.name == device.parent }
+        var path: [String] = parentIndex == nil ? [] : [device.parent]
+        var index = parentIndex.map { $0 + 1 } ?? devices.startIndex
+        while index < devices.endIndex {
+            let candidate = devices[index]
+            while let last = path.last, last != candidate.parent { path.removeLast() }
+            // Path empty: under a parent, its subtree has ended; at the root,
+            // this is another root (its parent is not listed).
+            if path.isEmpty && parentIndex != nil { break }
+            let isSibling = parentIndex == nil ? path.isEmpty : path.count == 1
+            if isSibling && candidate.name > device.name { break }
+            path.append(candidate.name)
+            index += 1
+        }
+        devices.insert(device, at: index)
+    }
+
+    private mutating func removeFromGroup(_ pci: PCIFunction?) {
+        guard let pci else { return }
+        // Its own group first; a device that lost its group link is looked for in all.
+        var index = pci.iommuGroup.flatMap { group($0) != nil ? groupIndex($0) : nil }
+        if index == nil || !iommuGroups[index!].members.contains(pci.address) {
+            index = iommuGroups.firstIndex { $0.members.contains(pci.address) }
+        }
+        guard let index else { return }
+        iommuGroups[index].members.removeAll { $0 == pci.address }
+        if iommuGroups[index].members.isEmpty { iommuGroups.remove(at: index) }
+    }
+
+    private mutating func addToGroup(_ pci: PCIFunction?) {
+        guard let pci, let number = pci.iommuGroup else { return }
+        let index = groupIndex(number)
+        if index < iommuGroups.count && iommuGroups[index].number == number {
+            var members = iommuGroups[index].members
+            members.insert(pci.address, at: members.firstIndex { $0 > pci.address } ?? members.endIndex)
+            iommuGroups[index].members = members
+        } else {
+            iommuGroups.insert(IOMMUGroup(number: number, members: [pci.address]), at: index)
+        }
+    }
+
+    private static func positions(of devices: [HostDevice]) -> [PCIAddress: Int] {
+        var positions: [PCIAddress: Int] = [:]
+        positions.reserveCapacity(devices.count)
+        for index in devices.indices {
+            if let address = devices[index].pci?.address, positions[address] == nil { positions[address] = index }
+        }
+        return positions
+    }
 
     /// Depth-first order from `computer`: parents before children, siblings
     /// by name. Devices whose parent is not in the list hang off the root.
@@ -82,5 +181,24 @@ public struct Inventory: Sendable, Equatable, Codable {
         // reachable from the root; keep those devices rather than lose them.
         order.append(contentsOf: devices.indices.filter { !seen[$0] })
         return order.map { devices[$0] }
+    }
+}
+
+extension Inventory: Codable {
+    enum CodingKeys: String, CodingKey { case devices, iommuGroups, iommuEnabled }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            devices: try container.decode([HostDevice].self, forKey: .devices),
+            iommuGroups: try container.decode([IOMMUGroup].self, forKey: .iommuGroups),
+            iommuEnabled: try container.decode(Bool.self, forKey: .iommuEnabled))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(devices, forKey: .devices)
+        try container.encode(iommuGroups, forKey: .iommuGroups)
+        try container.encode(iommuEnabled, forKey: .iommuEnabled)
     }
 }

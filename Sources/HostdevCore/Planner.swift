@@ -29,14 +29,8 @@ struct Planning {
     let ledger: Ledger
     let inventory: Inventory
     let bindingByVM: [String: Binding]
-    let groupOf: [PCIAddress: Int]
-    // Indexes built once: a plan over thousands of devices must not scan
-    // the inventory for every question it asks.
-    let deviceAt: [PCIAddress: HostDevice]
-    let membersOf: [Int: [PCIAddress]]
     let domainByName: [String: DomainState]
     let liveUsers: [PCIAddress: String]
-    let pciByID: [UInt32: [PCIAddress]]
 
     var steps: [Step] = []
     var bindingConditions: [String: Condition] = [:]
@@ -57,26 +51,6 @@ struct Planning {
         self.ledger = ledger
         self.inventory = observed.inventory
         self.bindingByVM = Dictionary(manifest.bindings.map { ($0.vm, $0) }, uniquingKeysWith: { a, _ in a })
-        var groupOf: [PCIAddress: Int] = [:]
-        for group in observed.inventory.iommuGroups { for member in group.members { groupOf[member] = group.number } }
-        for device in observed.inventory.devices {
-            if let pci = device.pci, let group = pci.iommuGroup { groupOf[pci.address] = group }
-        }
-        self.groupOf = groupOf
-        var deviceAt: [PCIAddress: HostDevice] = [:]
-        var pciByID: [UInt32: [PCIAddress]] = [:]
-        for device in observed.inventory.devices {
-            guard let address = device.pci?.address else { continue }
-            deviceAt[address] = deviceAt[address] ?? device
-            if let vendor = device.vendorID.flatMap({ UInt16(hexText: $0) }), let product = device.productID.flatMap({ UInt16(hexText: $0) }) {
-                pciByID[UInt32(vendor) << 16 | UInt32(product), default: []].append(address)
-            }
-        }
-        self.deviceAt = deviceAt
-        self.pciByID = pciByID.mapValues { $0.sorted() }
-        var membersOf: [Int: [PCIAddress]] = [:]
-        for group in observed.inventory.iommuGroups { membersOf[group.number] = group.members }
-        self.membersOf = membersOf
         self.domainByName = Dictionary(observed.domains.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         var liveUsers: [PCIAddress: String] = [:]
         for domain in observed.domains where domain.isActive {
@@ -85,13 +59,15 @@ struct Planning {
         self.liveUsers = liveUsers
     }
 
-    func device(_ address: PCIAddress) -> HostDevice? { deviceAt[address] }
+    // Lookups go through the inventory's own index: a plan after a hotplug
+    // event must not re-index a host of thousands of functions.
+    func device(_ address: PCIAddress) -> HostDevice? { inventory.device(at: address) }
     func driver(_ address: PCIAddress) -> String? { device(address)?.driver }
     func isBridge(_ address: PCIAddress) -> Bool { device(address)?.pci?.isBridge ?? false }
 
     /// Non-bridge members of a group: the devices VFIO needs on vfio-pci.
     func endpoints(ofGroup group: Int) -> [PCIAddress] {
-        (membersOf[group] ?? []).filter { !isBridge($0) }
+        (inventory.group(group)?.members ?? []).filter { !isBridge($0) }
     }
 
     mutating func block(_ key: String, _ why: String) { deviceConditions[key] = .blocked(why) }
@@ -114,7 +90,17 @@ struct Planning {
     /// Each claim resolved against the inventory.
     mutating func resolveClaims() -> [(Binding, DeviceClaim, PCIAddress)] {
         var resolved: [(Binding, DeviceClaim, PCIAddress)] = []
-        let usbDevices = inventory.devices.filter { $0.capability == .usbDevice }
+        let claims = manifest.bindings.flatMap(\.devices)
+        let usbDevices = claims.contains(where: { if case .usbID = $0.selector { true } else if case .usbAddress = $0.selector { true } else { false } }) ? inventory.devices.filter { $0.capability == .usbDevice } : []
+        var pciByID: [UInt32: [PCIAddress]] = [:]
+        if claims.contains(where: { if case .pciID = $0.selector { true } else { false } }) {
+            for device in inventory.devices {
+                guard let address = device.pci?.address, let vendor = device.vendorID.flatMap({ UInt16(hexText: $0) }),
+                    let product = device.productID.flatMap({ UInt16(hexText: $0) })
+                else { continue }
+                pciByID[UInt32(vendor) << 16 | UInt32(product), default: []].append(address)
+            }
+        }
         for binding in manifest.bindings {
             for claim in binding.devices {
                 let key = claim.selector.description
@@ -131,7 +117,7 @@ struct Planning {
                     }
                     resolved.append((binding, claim, address))
                 case .pciID(let vendor, let product, let index):
-                    let matches = pciByID[UInt32(vendor) << 16 | UInt32(product)] ?? []
+                    let matches = (pciByID[UInt32(vendor) << 16 | UInt32(product)] ?? []).sorted()
                     if let address = pick(matches, index: index, key: key, described: { $0.description }) {
                         resolved.append((binding, claim, address))
                     }
@@ -186,7 +172,7 @@ struct Planning {
     mutating func expandGroups(_ claims: [(Binding, DeviceClaim, PCIAddress)]) -> [Ownership] {
         var result: [Ownership] = []
         for (binding, claim, address) in claims {
-            let group = groupOf[address]
+            let group = inventory.groupNumber(of: address)
             keysOfVM[binding.vm, default: []].insert("pci \(address)")
             if claim.group != .device, let group {
                 for member in endpoints(ofGroup: group) { keysOfVM[binding.vm, default: []].insert("pci \(member)") }

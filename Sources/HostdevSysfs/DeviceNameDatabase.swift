@@ -1,6 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import Synchronization
 
 /// Vendor and product names from the `pci.ids` / `usb.ids` files (hwdata),
 /// loaded only for the vendors an inventory needs: a full parse of the 1.3 MB
@@ -26,14 +27,36 @@ public struct DeviceNameDatabase: Sendable {
     }
 
     /// Names for `vendors` from `file` (`pci.ids` or `usb.ids`); empty when
-    /// no file is found — names are a nicety, never an error.
+    /// no file is found — names are a nicety, never an error. Vendors looked
+    /// up before are answered from memory: a hot-added device must not cost
+    /// a parse of the whole file.
     public func names(in file: String, vendors: Set<UInt16>) -> Names {
         guard !vendors.isEmpty else { return Names() }
-        for directory in searchPaths {
-            if let bytes = Self.load(directory + "/" + file) { return Self.parse(bytes, vendors: vendors) }
+        let key = searchPaths.joined(separator: ":") + "/" + file
+        let missing = Self.memo.withLock { vendors.subtracting($0[key]?.looked ?? []) }
+        if !missing.isEmpty {
+            var found = Names()
+            for directory in searchPaths {
+                if let bytes = Self.load(directory + "/" + file) {
+                    found = Self.parse(bytes, vendors: missing)
+                    break
+                }
+            }
+            Self.memo.withLock { memo in
+                memo[key, default: Memo()].looked.formUnion(missing)
+                memo[key]!.names.vendors.merge(found.vendors) { old, _ in old }
+                memo[key]!.names.products.merge(found.products) { old, _ in old }
+            }
         }
-        return Names()
+        return Self.memo.withLock { $0[key]!.names }
     }
+
+    struct Memo {
+        var looked: Set<UInt16> = []
+        var names = Names()
+    }
+
+    private static let memo = Mutex<[String: Memo]>([:])
 
     static func load(_ path: String) -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)

@@ -252,7 +252,9 @@ public struct InventoryReader: Sendable {
         for device in devices {
             if let pci = device.pci, let group = pci.iommuGroup { members[group, default: []].insert(pci.address) }
         }
-        return members.map { IOMMUGroup(number: $0.key, members: Array($0.value)) }
+        // A group whose last device went is gone on a real kernel; an
+        // empty directory left behind lists nothing to assign.
+        return members.filter { !$0.value.isEmpty }.map { IOMMUGroup(number: $0.key, members: Array($0.value)) }
     }
 
     /// udev's `DEVNAME` is a full path, the kernel's uevent a bare name.
@@ -297,14 +299,13 @@ extension Array {
 
 
 extension InventoryReader {
-    /// `inventory` with the devices at `changes` re-read (or dropped when
-    /// their directory is gone): one device's worth of syscalls for a hotplug
-    /// event instead of a whole-host scan.
-    public func refresh(_ inventory: Inventory, changes: [(subsystem: String, devpath: String)]) -> Inventory {
+    /// Re-reads the devices at `changes` into `inventory` (dropping those
+    /// whose directory is gone): one device's worth of syscalls for a hotplug
+    /// event instead of a whole-host scan, updated in place so that a large
+    /// host's device list is not copied per event.
+    public func refresh(_ inventory: inout Inventory, changes: [(subsystem: String, devpath: String)]) {
         var updated: [HostDevice] = []
         var removed = Set<String>()
-        var nameOfPath: [String: String] = [:]
-        for device in inventory.devices { if let path = device.sysfsPath { nameOfPath[path] = device.name } }
         for change in changes where change.subsystem == "pci" || change.subsystem == "usb" {
             let record = DeviceRecord(devpath: change.devpath, subsystem: change.subsystem)
             guard !record.isVirtual else { continue }
@@ -312,10 +313,12 @@ extension InventoryReader {
                 removed.insert(record.syspath)
                 continue
             }
+            // The nearest listed ancestor; a scan per level costs less than
+            // indexing every path of a large host for one event.
             var path = SysfsPath.parent(record.syspath)
             while path.count > 4 {
-                if let parent = nameOfPath[path] {
-                    device.parent = parent
+                if let parent = inventory.devices.first(where: { $0.sysfsPath == path }) {
+                    device.parent = parent.name
                     break
                 }
                 path = SysfsPath.parent(path)
@@ -332,7 +335,7 @@ extension InventoryReader {
             assignNames(&named)
             for (i, index) in fresh.enumerated() { updated[index] = named[i] }
         }
-        return inventory.updating(updated, removingPaths: removed)
+        inventory.update(updated, removingPaths: removed)
     }
 
     /// The kernel path of a PCI function (`/devices/pci0000:00/…`), from its bus link.

@@ -178,6 +178,41 @@ func benchmarkPlan(_ options: Options) {
     print("process peak RSS after planning: \(after.ru_maxrss / 1024) MiB (before: \(before.ru_maxrss / 1024) MiB)")
 }
 
+/// The daemon's per-event work in process, without event delivery: on the
+/// 4,096-function host, one claimed device unplugged and plugged again;
+/// each is a cache refresh of that device and a plan of the whole host.
+func benchmarkHotplugPath(_ options: Options) {
+    print("## hotplug path: cache refresh + plan per event, \(options.functions)-function host, \(options.runs) runs, release build")
+    let tree = SysfsTree.large(functions: options.functions, base: access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp")
+    tree.addPCIDriver("ixgbe")
+    let address = PCIAddress("0000:f0:00.0")!
+    let path = tree.addPCI(SysfsTree.PCISpec(address.description, vendor: "8086", device: "10fb", classCode: 0x020000, driver: "ixgbe", iommuGroup: 9000))
+    let reader = InventoryReader(root: tree.sysfs)
+    let manifest = Manifest(bindings: [Binding(vm: "x", devices: [DeviceClaim(.pci(address))])])
+    var observed = ObservedHost(inventory: try! reader.read())
+    let change = [(subsystem: "pci", devpath: String(path.dropFirst(4)))]
+    var refresh: [Double] = []
+    var plan: [Double] = []
+    var steps = 0
+    for _ in 0..<options.runs {
+        for present in [false, true] {
+            if present { tree.addPCI(SysfsTree.PCISpec(address.description, vendor: "8086", device: "10fb", classCode: 0x020000, driver: "ixgbe", iommuGroup: 9000)) } else { tree.removePCI(address) }
+            var start = now()
+            reader.refresh(&observed.inventory, changes: change)
+            refresh.append(now() - start)
+            start = now()
+            steps += Planner.plan(manifest: manifest, observed: observed, ledger: Ledger()).steps.count
+            plan.append(now() - start)
+        }
+    }
+    print(alignColumns([
+        ["measure", "median", "min", "max"],
+        ["InventoryReader.refresh (one device)", ms(median(refresh)), ms(refresh.min()!), ms(refresh.max()!)],
+        ["Planner.plan (1 binding, \(observed.inventory.devices.count) devices)", ms(median(plan)), ms(plan.min()!), ms(plan.max()!)],
+    ]))
+    precondition(steps == options.runs, "expected one bind per plug")
+}
+
 /// hostdevd under umockdev on the 4,096-function host (tmpfs), libvirt's
 /// in-process test driver, the fake kernel behind named pipes.
 final class DaemonBench {
@@ -348,13 +383,14 @@ for benchmark in options.benchmarks {
     case "inventory": benchmarkInventory(options)
     case "plan": benchmarkPlan(options)
     case "daemon": benchmarkDaemon(options)
+    case "hotplug-path": benchmarkHotplugPath(options)
     case "workstation-tree":
         // Not a benchmark: lays out the test workstation and keeps it (for snapshots and demos).
         let tree = SysfsTree.workstation()
         tree.keep = true
         print(tree.root)
     default:
-        print("unknown benchmark '\(benchmark)'; known: inventory, plan, daemon, workstation-tree")
+        print("unknown benchmark '\(benchmark)'; known: inventory, plan, hotplug-path, daemon, workstation-tree")
         exit(2)
     }
 }

@@ -143,3 +143,72 @@ func sampleInventory() -> Inventory {
         #expect(updated.devices.count == base.devices.count)
     }
 }
+
+/// `updating` works in proportion to the change; whatever it does, the result
+/// must equal a fresh inventory of the same devices (order, groups, lookups).
+@Suite struct IncrementalUpdateTests {
+    static func pci(_ address: String, parent: String = DeviceNaming.computer, group: Int?, driver: String? = nil) -> HostDevice {
+        let parsed = PCIAddress(address)!
+        return HostDevice(
+            name: DeviceNaming.libvirtName(subsystem: "pci", sysname: address),
+            capability: .pci, parent: parent, sysfsPath: "/sys/devices/pci0000:00/\(address)", driver: driver,
+            pci: PCIFunction(address: parsed, classCode: address.hasSuffix("00:01.0") ? 0x060400 : 0x020000, iommuGroup: group))
+    }
+
+    static let bridge = pci("0000:00:01.0", group: 1)
+    static let base: [HostDevice] = [
+        pci("0000:00:00.0", group: 0),
+        bridge,
+        pci("0000:02:00.0", parent: bridge.name, group: 2, driver: "ixgbe"),
+        pci("0000:02:00.2", parent: bridge.name, group: 2, driver: "ixgbe"),
+        HostDevice(name: "net_eth0", capability: .net, parent: "pci_0000_02_00_0", sysfsPath: "/sys/devices/pci0000:00/0000:02:00.0/net/eth0"),
+        pci("0000:03:00.0", group: 3),
+        pci("0000:05:00.0", group: 5),
+    ]
+
+    static func groups(of devices: [HostDevice]) -> [IOMMUGroup] {
+        var members: [Int: [PCIAddress]] = [:]
+        for device in devices { if let pci = device.pci, let group = pci.iommuGroup { members[group, default: []].append(pci.address) } }
+        return members.map { IOMMUGroup(number: $0.key, members: $0.value) }
+    }
+
+    static func reference(_ devices: [HostDevice]) -> Inventory {
+        Inventory(devices: devices, iommuGroups: groups(of: devices), iommuEnabled: true)
+    }
+
+    @Test(arguments: [
+        ("root-level device added first", [pci("0000:00:00.1", group: 9)], []),
+        ("root-level device added between", [pci("0000:04:00.0", group: 4)], []),
+        ("root-level device added last", [pci("0000:f0:00.0", group: 90)], []),
+        ("added first under the bridge", [pci("0000:02:00.1", parent: bridge.name, group: 2)], []),
+        ("added after a sibling with children", [pci("0000:02:00.1", parent: bridge.name, group: 7)], []),
+        ("added last under the bridge", [pci("0000:02:00.7", parent: bridge.name, group: 2)], []),
+        ("added under a device that is not listed", [pci("0000:09:00.0", parent: "pci_0000_08_00_0", group: 8)], []),
+        ("driver changed in place", [pci("0000:02:00.2", parent: bridge.name, group: 2, driver: "vfio-pci")], []),
+        ("moved to another group", [pci("0000:03:00.0", group: 5)], []),
+        ("leaf removed", [], ["/sys/devices/pci0000:00/0000:05:00.0"]),
+        ("last member of a group removed", [], ["/sys/devices/pci0000:00/0000:03:00.0"]),
+        ("removed and another added", [pci("0000:06:00.0", group: 6)], ["/sys/devices/pci0000:00/0000:03:00.0"]),
+        ("re-parented", [pci("0000:05:00.0", parent: bridge.name, group: 5)], []),
+    ] as [(String, [HostDevice], [String])])
+    func equalsAFreshInventory(_ change: String, updated: [HostDevice], removed: [String]) {
+        var expected = Self.base.filter { !removed.contains($0.sysfsPath ?? "") }
+        for device in updated {
+            if let index = expected.firstIndex(where: { $0.name == device.name }) { expected[index] = device } else { expected.append(device) }
+        }
+        let result = Self.reference(Self.base).updating(updated, removingPaths: Set(removed))
+        #expect(result == Self.reference(expected), "\(change)")
+        for device in expected { if let pci = device.pci { #expect(result.device(at: pci.address) == device, "\(change): lookup of \(pci.address)") } }
+    }
+
+    /// Unplug and replug, many times, as the hotplug benchmark does.
+    @Test func unplugReplugCycles() {
+        var inventory = Self.reference(Self.base)
+        let device = Self.pci("0000:04:00.0", group: 4)
+        for _ in 0..<20 {
+            inventory = inventory.updating([device], removingPaths: [])
+            inventory = inventory.updating([], removingPaths: [device.sysfsPath!])
+        }
+        #expect(inventory == Self.reference(Self.base))
+    }
+}

@@ -237,3 +237,37 @@ let noNames = DeviceNameDatabase(searchPaths: ["/nonexistent"])
         #expect(FileTree.relative(from: "/sys/bus/pci/devices", to: "/sys/devices/pci0000:00/x") == "../../../devices/pci0000:00/x")
     }
 }
+
+/// The daemon's cache: a hotplug event re-reads one device into the last
+/// inventory. After any sequence of changes it must equal a fresh read.
+@Suite struct InventoryRefreshTests {
+    let tree = SysfsTree.workstation()
+    var reader: InventoryReader { InventoryReader(root: tree.sysfs, names: noNames) }
+
+    func refreshed(_ inventory: inout Inventory, paths: [String]) {
+        reader.refresh(&inventory, changes: paths.map { ("pci", String($0.dropFirst(4))) })
+    }
+
+    @Test func addRemoveAndDriverChangesEqualAFreshRead() throws {
+        var inventory = try reader.read()
+        // A NIC hot-added behind the GPU's root port, and one at the root.
+        let behind = SysfsTree.PCISpec("0000:01:00.2", vendor: "8086", device: "10fb", classCode: 0x020000, driver: "ixgbe", iommuGroup: 1, parent: "0000:00:01.0")
+        let atRoot = SysfsTree.PCISpec("0000:f0:00.0", vendor: "8086", device: "10fb", classCode: 0x020000, driver: "ixgbe", iommuGroup: 40)
+        tree.addPCIDriver("ixgbe")
+        let paths = [tree.addPCI(behind), tree.addPCI(atRoot)]
+        refreshed(&inventory, paths: paths)
+        #expect(inventory == (try reader.read()))
+        // A driver moves.
+        tree.unbindLink(behind.address)
+        tree.bindLink(behind.address, "vfio-pci")
+        refreshed(&inventory, paths: [paths[0]])
+        #expect(inventory == (try reader.read()))
+        #expect(inventory.device(at: behind.address)?.driver == "vfio-pci")
+        // Both unplugged.
+        tree.removePCI(behind.address)
+        tree.removePCI(atRoot.address)
+        refreshed(&inventory, paths: paths)
+        #expect(inventory == (try reader.read()))
+        #expect(inventory.group(40) == nil)
+    }
+}
