@@ -45,7 +45,12 @@ public func replaceFile(_ path: String, with bytes: [UInt8], mode: mode_t, durab
     }
     guard durable else { return }
     let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
-    let dir = open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    syncDirectory(directory.isEmpty ? "/" : directory)
+}
+
+/// Makes a directory's entries (a rename, a new file) durable.
+func syncDirectory(_ directory: String) {
+    let dir = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
     if dir >= 0 {
         fsync(dir)
         close(dir)

@@ -9,37 +9,88 @@ public struct StateError: Error, Sendable, CustomStringConvertible {
     public var description: String
 }
 
-/// The ledger on disk (`<state-dir>/ledger.json`), replaced atomically:
-/// temp file, fsync, rename, fsync of the directory. A crash leaves either
-/// the old or the new ledger, never half of one.
+/// The ledger on disk: a snapshot (`<state-dir>/ledger.json`, replaced
+/// atomically: temp file, fsync, rename, fsync of the directory) and a
+/// journal (`ledger.journal`) of whole ledgers, one JSON line each, appended
+/// and fdatasync'ed before every driver move. An append costs a quarter of
+/// a snapshot replace, and it is on the hotplug path. The journal is folded
+/// into the snapshot when it grows. A crash leaves the last complete line
+/// (or the snapshot), never half of a ledger: a torn last line is ignored,
+/// and it was never acted on, since acting waits for the sync.
 public struct LedgerStore: Sendable {
     public let directory: String
     public var path: String { directory + "/ledger.json" }
+    public var journalPath: String { directory + "/ledger.journal" }
+    /// Journal size that triggers folding it into the snapshot.
+    public var compactionBytes = 256 * 1024
 
     public init(directory: String) { self.directory = directory }
 
     public func load() throws -> Ledger {
-        let data: Data
+        var ledger = Ledger()
         switch fileContents(path) {
-        case .success(let bytes): data = Data(bytes)
-        case .failure(let error) where error.isMissing: return Ledger()
+        case .success(let bytes): ledger = try decode(bytes, from: path)
+        case .failure(let error) where error.isMissing: break
         case .failure(let error): throw StateError(description: error.description)
         }
+        switch fileContents(journalPath) {
+        case .success(let bytes):
+            // The last complete line; a torn one (no newline) is dropped.
+            var lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+            lines.removeLast()
+            if let last = lines.last(where: { !$0.isEmpty }) { ledger = try decode(Array(last), from: journalPath) }
+        case .failure(let error) where error.isMissing: break
+        case .failure(let error): throw StateError(description: error.description)
+        }
+        return ledger
+    }
+
+    func decode(_ bytes: [UInt8], from file: String) throws -> Ledger {
         do {
-            return try JSONDecoder().decode(Ledger.self, from: data)
+            return try JSONDecoder().decode(Ledger.self, from: Data(bytes))
         } catch {
             // Never overwrite a ledger that cannot be read: it is the only
             // record of which drivers to give back.
-            throw StateError(description: "\(path) is not a readable ledger (\(error)); move it aside only after checking which devices it lists")
+            throw StateError(description: "\(file) is not a readable ledger (\(error)); move it aside only after checking which devices it lists")
         }
     }
 
     public func save(_ ledger: Ledger) throws {
         try makeDirectory()
         let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var line = Array(try encoder.encode(ledger))
+        line.append(UInt8(ascii: "\n"))
+        let created = access(journalPath, F_OK) != 0
+        let fd = open(journalPath, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StateError(description: "cannot open \(journalPath): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        // After a crash mid-append the journal ends in a torn line: start a
+        // line of our own rather than extend it.
+        var info = stat()
+        var last: UInt8 = 0
+        if fstat(fd, &info) == 0, info.st_size > 0, pread(fd, &last, 1, info.st_size - 1) == 1, last != UInt8(ascii: "\n") {
+            line.insert(UInt8(ascii: "\n"), at: 0)
+        }
+        let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard written == line.count, fdatasync(fd) == 0 else {
+            throw StateError(description: "cannot append to \(journalPath): \(String(cString: strerror(errno)))")
+        }
+        // A new journal's name must be durable too.
+        if created { syncDirectory(directory) }
+        if fstat(fd, &info) == 0, Int(info.st_size) > compactionBytes { try compact(ledger) }
+    }
+
+    /// Folds the journal into the snapshot: the snapshot first (durably),
+    /// then the journal emptied; a crash between leaves a journal whose last
+    /// line equals the snapshot.
+    public func compact(_ ledger: Ledger) throws {
+        let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data = try encoder.encode(ledger)
-        try replaceFile(path, with: Array(data), mode: 0o600, durable: true)
+        try replaceFile(path, with: Array(try encoder.encode(ledger)), mode: 0o600, durable: true)
+        guard truncate(journalPath, 0) == 0 || errno == ENOENT else {
+            throw StateError(description: "cannot truncate \(journalPath): \(String(cString: strerror(errno)))")
+        }
     }
 
     func makeDirectory() throws {

@@ -3,6 +3,7 @@
 #endif
 import HostdevCore
 import HostdevSysfs
+import Synchronization
 
 /// The fake kernel for another process (`hostdevctl apply`, `hostdevd`):
 /// the write-only control files of a `SysfsTree` (`drivers_probe`, each
@@ -14,6 +15,7 @@ public final class FakeKernelServer: @unchecked Sendable {
     // thread after start; `stop` only writes one byte to the wake-up pipe.
 
     public let kernel: FakeKernel
+    private let observer = Mutex<(@Sendable (_ path: String, _ value: String) -> Void)?>(nil)
     private var pipes: [(fd: Int32, path: String)] = []
     private let wake: (read: Int32, write: Int32)
     private var thread: pthread_t?
@@ -44,6 +46,12 @@ public final class FakeKernelServer: @unchecked Sendable {
         thread = handle
     }
 
+    /// Called on the server thread after each write has taken effect: a
+    /// benchmark's clock stops there without polling the tree.
+    public func onWrite(_ handler: @escaping @Sendable (_ path: String, _ value: String) -> Void) {
+        observer.withLock { $0 = handler }
+    }
+
     public func stop() {
         guard let thread else { return }
         var byte: UInt8 = 1
@@ -69,6 +77,7 @@ public final class FakeKernelServer: @unchecked Sendable {
                     // Errors are the writer's to see on Linux; through a pipe
                     // they cannot be returned, so the link simply does not move.
                     try? kernel.write(value, to: pipes[i].path)
+                    observer.withLock { $0 }?(pipes[i].path, value)
                 }
             }
         }

@@ -266,11 +266,11 @@ final class DaemonBench {
     }
 }
 
-func waitUntil(timeout: Double = 10, _ condition: () -> Bool) -> Bool {
+func waitUntil(timeout: Double = 10, pause: UInt32 = 50, _ condition: () -> Bool) -> Bool {
     let deadline = now() + timeout
     while now() < deadline {
         if condition() { return true }
-        usleep(50)
+        usleep(pause)
     }
     return false
 }
@@ -293,24 +293,33 @@ func benchmarkDaemon(_ options: Options) {
         let path = tree.addPCI(spec)
         let bench = try! DaemonBench(tree: tree, manifest: "version: 1\nbindings:\n  - vm: x\n    devices:\n      - pci: \"\(hotplugged)\"\n")
         _ = waitUntil { tree.driver(of: hotplugged) == "vfio-pci" }
+        usleep(200_000)  // the initial reconcile's status write
         var latencies: [Double] = []
         var missed = 0
         var seqnum: UInt64 = 1
         let events = options.runs >= 21 ? 1000 : options.runs * 10
+        // The clock stops when the fake kernel has carried out the bind
+        // (vfio-pci bound by drivers_probe), signalled from its thread.
+        let bound = DispatchSemaphore(value: 0)
+        bench.server.onWrite { path, value in
+            if path == "/sys/bus/pci/drivers_probe", value.hasPrefix(hotplugged.description), tree.driver(of: hotplugged) == "vfio-pci" { bound.signal() }
+        }
+        var reconciles = bench.reconciles()
+        /// Settled: hostdevd has finished the reconcile the event caused (its status is written last).
+        func settle() {
+            reconciles += 1
+            _ = waitUntil(timeout: 5, pause: 200) { bench.reconciles() >= reconciles }
+        }
         for _ in 0..<events {
             tree.removePCI(hotplugged)
             bench.send("remove", path, seqnum: seqnum)
             seqnum += 1
-            // Settled when hostdevd has forgotten the device (its ledger says so).
-            _ = waitUntil(timeout: 5) {
-                guard let ledger = try? LedgerStore(directory: bench.state).load() else { return false }
-                return ledger.devices[hotplugged] == nil
-            }
+            settle()
             tree.addPCI(spec)
             let start = now()
             bench.send("add", path, seqnum: seqnum)
             seqnum += 1
-            guard waitUntil(timeout: 5, { tree.driver(of: hotplugged) == "vfio-pci" }) else {
+            guard bound.wait(timeout: .now() + 5) == .success else {
                 missed += 1
                 if missed == 1 {
                     print("(first miss: the fake kernel saw \(bench.server.kernel.writes.suffix(4).map { "\($0.path)=\($0.value)" }), driver_override \(FileTree.read(tree.host(path + "/driver_override")) ?? "-"))")
@@ -320,12 +329,7 @@ func benchmarkDaemon(_ options: Options) {
                 break
             }
             latencies.append(now() - start)
-            // The link moves before hostdevd has confirmed and journaled the
-            // bind: let it finish before the next unplug, as real hotplug does.
-            _ = waitUntil(timeout: 5) {
-                guard let ledger = try? LedgerStore(directory: bench.state).load() else { return false }
-                return ledger.intent == nil && ledger.devices[hotplugged] != nil
-            }
+            settle()
         }
         print(alignColumns([
             ["measure", "p50", "p99", "max"],
