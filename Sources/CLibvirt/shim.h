@@ -10,4 +10,10 @@ static inline virConnectDomainEventGenericCallback
 CLibvirt_lifecycleCallback(virConnectDomainEventCallback cb) {
     return (virConnectDomainEventGenericCallback)cb;
 }
+
+/* Likewise VIR_NODE_DEVICE_EVENT_CALLBACK, for node-device lifecycle events. */
+static inline virConnectNodeDeviceEventGenericCallback
+CLibvirt_nodeDeviceLifecycleCallback(virConnectNodeDeviceEventLifecycleCallback cb) {
+    return (virConnectNodeDeviceEventGenericCallback)cb;
+}
 #endif

@@ -11,7 +11,7 @@ import UnixSignals
 
 /// hostdevd: event handlers only enqueue keys; one loop takes batches from
 /// the work queue and reconciles the whole host, level-triggered. Sources:
-/// udev (pci, usb, vfio), libvirt domain lifecycle events, the manifest's
+/// udev (pci, usb, vfio), libvirt domain and node-device lifecycle events, the manifest's
 /// directory, a periodic resync, SIGHUP. Idle means blocked in poll/read:
 /// no timers but the resync.
 public struct HostdevDaemon: Service {
@@ -129,7 +129,7 @@ public struct HostdevDaemon: Service {
         while !Task.isCancelled {
             do {
                 let connection = try LibvirtConnection(uri: configuration.libvirtURI)
-                let source = try DomainEventSource(connection: connection)
+                let source = try LibvirtEventSource(connection: connection)
                 if failures > 0 {
                     logger.info("libvirt is back at \(configuration.libvirtURI); resyncing")
                     queue.add(.all)
@@ -138,6 +138,9 @@ public struct HostdevDaemon: Service {
                 for await event in source.events {
                     switch event {
                     case .lifecycle(let vm, _): queue.add(.vm(vm))
+                    case .nodeDevice(let name, _):
+                        logger.debug("libvirt node-device event for \(name)")
+                        queue.add(.nodeDevice(name))
                     case .connectionClosed: logger.warning("libvirt connection to \(configuration.libvirtURI) closed")
                     }
                 }

@@ -142,20 +142,44 @@ public final class Reconciler: @unchecked Sendable {
         // Taken out of the optional so that it is uniquely referenced.
         var observed = cache.take()!
         var changes: [(subsystem: String, devpath: String)] = []
+        let reader = InventoryReader(root: configuration.sysfsRoot)
         for key in keys {
             switch key {
             case .device(let subsystem, let devpath): changes.append((subsystem, devpath))
+            case .nodeDevice(let name):
+                guard let change = Self.change(forNodeDevice: name, in: observed.inventory, reader: reader) else {
+                    // Not a device the cache can place: read the host afresh.
+                    cache = nil
+                    cache = try observer.observe { [logger] in logger.warning("\($0)") }
+                    return
+                }
+                changes.append(change)
             case .vm(let name):
                 observed.domains.removeAll { $0.name == name }
                 if let domain = try connection.domain(named: name) { observed.domains.append(domain) }
             case .all, .manifest: break
             }
         }
-        if !changes.isEmpty {
-            InventoryReader(root: configuration.sysfsRoot).refresh(&observed.inventory, changes: changes)
-        }
+        if !changes.isEmpty { reader.refresh(&observed.inventory, changes: changes) }
         observed.domains.sort { $0.name < $1.name }
         cache = observed
+    }
+
+    /// The device behind a libvirt node-device name: one the cache knows
+    /// (also when it is gone now), or a PCI function by its bus link.
+    static func change(forNodeDevice name: String, in inventory: Inventory, reader: InventoryReader) -> (subsystem: String, devpath: String)? {
+        if let known = inventory.device(named: name), let path = known.sysfsPath,
+            known.capability == .pci || known.capability == .usbDevice
+        {
+            return (known.capability == .pci ? "pci" : "usb", String(path.dropFirst(4)))
+        }
+        // pci_DDDD_BB_SS_F → DDDD:BB:SS.F
+        let parts = name.split(separator: "_")
+        guard parts.count == 5, parts[0] == "pci",
+            let address = PCIAddress("\(parts[1]):\(parts[2]):\(parts[3]).\(parts[4])"),
+            let devpath = reader.devpath(of: address)
+        else { return nil }
+        return ("pci", devpath)
     }
 
     /// What a plan's steps changed, as keys to refresh the cache with.

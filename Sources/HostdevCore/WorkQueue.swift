@@ -52,6 +52,8 @@ public enum ReconcileKey: Hashable, Sendable, CustomStringConvertible {
     case vm(String)
     /// A device that changed, by the kernel's path (`/devices/pci0000:00/…`).
     case device(subsystem: String, devpath: String)
+    /// A device that changed, by libvirt's node-device name (`pci_0000_01_00_0`).
+    case nodeDevice(String)
 
     public var description: String {
         switch self {
@@ -59,6 +61,7 @@ public enum ReconcileKey: Hashable, Sendable, CustomStringConvertible {
         case .manifest: return "manifest"
         case .vm(let name): return "vm \(name)"
         case .device(let subsystem, let devpath): return "\(subsystem) \(devpath.split(separator: "/").last ?? "")"
+        case .nodeDevice(let name): return "node-device \(name)"
         }
     }
 }

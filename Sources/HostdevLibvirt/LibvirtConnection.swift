@@ -94,3 +94,21 @@ public final class LibvirtConnection: @unchecked Sendable {
         return xmls
     }
 }
+
+extension LibvirtConnection {
+    /// Creates a transient node device (`virsh nodedev-create`; on the test
+    /// driver, a vHBA under `scsi_host1`); returns its name.
+    @discardableResult
+    public func createNodeDevice(xml: String) throws -> String {
+        guard let device = virNodeDeviceCreateXML(pointer, xml, 0) else { throw LibvirtError.last("creating a node device on \(uri)") }
+        defer { virNodeDeviceFree(device) }
+        return virNodeDeviceGetName(device).map { String(cString: $0) } ?? ""
+    }
+
+    /// Destroys a node device made by `createNodeDevice`.
+    public func destroyNodeDevice(_ name: String) throws {
+        guard let device = virNodeDeviceLookupByName(pointer, name) else { throw LibvirtError.last("looking up node device \(name)") }
+        defer { virNodeDeviceFree(device) }
+        guard virNodeDeviceDestroy(device) == 0 else { throw LibvirtError.last("destroying node device \(name)") }
+    }
+}

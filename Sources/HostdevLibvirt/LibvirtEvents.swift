@@ -23,34 +23,39 @@ public enum LibvirtEventLoop {
     public static func start() -> Bool { started }
 }
 
-/// What a domain did, as the lifecycle callback reports it.
-public enum DomainEvent: Sendable, Equatable {
-    /// Defined, undefined, started, stopped, suspended, resumed, …: the VM's key is dirty.
+/// What libvirt reported: a domain's or a node device's lifecycle, or the
+/// connection's end.
+public enum LibvirtEvent: Sendable, Equatable {
+    /// Defined, undefined, started, stopped, suspended, resumed, migrated: the VM's key is dirty.
     case lifecycle(vm: String, event: Int32)
+    /// A node device created, deleted, defined or undefined (`pci_0000_01_00_0`):
+    /// libvirt's view of hotplug, for hosts where udev events are not seen.
+    case nodeDevice(name: String, event: Int32)
     /// The connection closed (libvirtd went away): reconnect and resync.
     case connectionClosed
 }
 
-/// Domain lifecycle events and connection loss of one connection, as an
-/// `AsyncStream`. Requires `LibvirtEventLoop.start()` before the connection
+/// Domain and node-device lifecycle events and connection loss of one
+/// connection, as an `AsyncStream`. Requires `LibvirtEventLoop.start()` before the connection
 /// was opened.
-public final class DomainEventSource: @unchecked Sendable {
+public final class LibvirtEventSource: @unchecked Sendable {
     // @unchecked: set up in init, torn down in deinit; the callbacks only
     // touch the Sink, whose continuation is thread-safe.
 
     final class Sink {
-        let continuation: AsyncStream<DomainEvent>.Continuation
-        init(_ continuation: AsyncStream<DomainEvent>.Continuation) { self.continuation = continuation }
+        let continuation: AsyncStream<LibvirtEvent>.Continuation
+        init(_ continuation: AsyncStream<LibvirtEvent>.Continuation) { self.continuation = continuation }
     }
 
-    public let events: AsyncStream<DomainEvent>
+    public let events: AsyncStream<LibvirtEvent>
     private let connection: LibvirtConnection
     private var callbackID: Int32 = -1
+    private var nodeDeviceCallbackID: Int32 = -1
     private var closeRegistered = false
 
     public init(connection: LibvirtConnection) throws {
         self.connection = connection
-        let (stream, continuation) = AsyncStream<DomainEvent>.makeStream(bufferingPolicy: .unbounded)
+        let (stream, continuation) = AsyncStream<LibvirtEvent>.makeStream(bufferingPolicy: .unbounded)
         events = stream
         let lifecycle: virConnectDomainEventCallback = { _, domain, event, _, opaque in
             guard let opaque, let domain, let name = virDomainGetName(domain) else { return 0 }
@@ -70,6 +75,19 @@ public final class DomainEventSource: @unchecked Sendable {
             continuation.finish()
             throw LibvirtError.last("subscribing to domain events on \(connection.uri)")
         }
+        let nodeDevice: virConnectNodeDeviceEventLifecycleCallback = { _, device, event, _, opaque in
+            guard let opaque, let device, let name = virNodeDeviceGetName(device) else { return }
+            let sink = Unmanaged<Sink>.fromOpaque(opaque).takeUnretainedValue()
+            sink.continuation.yield(.nodeDevice(name: String(cString: name), event: event))
+        }
+        let nodeDeviceSink = Unmanaged.passRetained(Sink(continuation)).toOpaque()
+        nodeDeviceCallbackID = virConnectNodeDeviceEventRegisterAny(
+            connection.pointer, nil, Int32(VIR_NODE_DEVICE_EVENT_ID_LIFECYCLE.rawValue),
+            CLibvirt_nodeDeviceLifecycleCallback(nodeDevice), nodeDeviceSink, release)
+        if nodeDeviceCallbackID < 0 {
+            // Optional: domain events and udev still drive the daemon.
+            Unmanaged<Sink>.fromOpaque(nodeDeviceSink).release()
+        }
         let closeSink = Unmanaged.passRetained(Sink(continuation)).toOpaque()
         if virConnectRegisterCloseCallback(connection.pointer, Self.closed, closeSink, release) == 0 {
             closeRegistered = true
@@ -82,6 +100,7 @@ public final class DomainEventSource: @unchecked Sendable {
 
     deinit {
         if callbackID >= 0 { virConnectDomainEventDeregisterAny(connection.pointer, callbackID) }
+        if nodeDeviceCallbackID >= 0 { virConnectNodeDeviceEventDeregisterAny(connection.pointer, nodeDeviceCallbackID) }
         if closeRegistered { virConnectUnregisterCloseCallback(connection.pointer, Self.closed) }
     }
 

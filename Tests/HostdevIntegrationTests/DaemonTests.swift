@@ -76,6 +76,12 @@ final class DaemonRig {
 
 let gpu0 = PCIAddress("0000:01:00.0")!
 
+/// A vHBA on the test driver's fibre-channel host `scsi_host1`.
+let vhbaXML = """
+    <device><parent>scsi_host1</parent><capability type='scsi_host'><capability type='fc_host'>
+    <wwnn>2000000011111111</wwnn><wwpn>1000000011111111</wwpn></capability></capability></device>
+    """
+
 @Suite(.serialized, .enabled(if: RealComponent.libvirtd.shouldRun && RealComponent.umockdevWrapper.shouldRun, "needs libvirtd and umockdev"))
 struct DaemonTests {
     @Test func readyThenReactsToManifestEditsAndKeepsTheLastGoodOne() throws {
@@ -134,6 +140,25 @@ struct DaemonTests {
         #expect(eventually { rig.ours("late").map(\.source) == [.pci(nic)] })
         let ledger = try LedgerStore(directory: rig.state).load()
         #expect(ledger.devices[nic]?.originalDriver == "e1000e")
+    }
+
+    /// libvirt's node-device events are a hotplug source of their own: a
+    /// device whose uevent never came is found when libvirt reports one.
+    @Test func libvirtNodeDeviceEventsRereadTheHost() throws {
+        let libvirtd = try LibvirtDaemon()
+        defer { libvirtd.stop() }
+        let rig = try DaemonRig(libvirtd: libvirtd, manifest: "version: 1\nbindings:\n  - vm: win11\n    devices:\n      - pci: \"0000:06:00.0\"\n")
+        _ = try #require(rig.notify.next())
+        let nic = PCIAddress("0000:06:00.0")!
+        rig.tree.addPCI(.init(nic.description, vendor: "8086", device: "10d3", classCode: 0x020000, driver: "e1000e", iommuGroup: 30))
+        // No uevent: the daemon cannot know yet.
+        usleep(300_000)
+        #expect(rig.tree.driver(of: nic) == "e1000e")
+        // A vHBA created in libvirt (the test driver's one kind of node-device hotplug).
+        let vhba = try rig.keeper.createNodeDevice(xml: vhbaXML)
+        #expect(eventually { rig.tree.driver(of: nic) == "vfio-pci" })
+        #expect(eventually { (rig.status()["trigger"] as? [String])?.contains("node-device \(vhba)") == true })
+        try rig.keeper.destroyNodeDevice(vhba)
     }
 
     @Test func vmStartAndStopBindAndReleaseOnStopDevices() throws {
@@ -231,5 +256,26 @@ struct ReconcileTriggerTests {
         if let expected { #expect(triggers == expected) }
         #expect(triggers.count == min(count, 9))
         if count > 8 { #expect(triggers.last == "and \(count - 8) more") }
+    }
+}
+
+struct NodeDeviceKeyTests {
+    let tree = SysfsTree.workstation()
+
+    /// libvirt names a device; the cache or the PCI bus link places it.
+    @Test func nodeDeviceNamesMapToDevicePaths() throws {
+        let reader = InventoryReader(root: tree.sysfs)
+        let inventory = try reader.read()
+        let gpuPath = String(tree.pciPath(gpu0).dropFirst(4))
+        #expect(Reconciler.change(forNodeDevice: "pci_0000_01_00_0", in: inventory, reader: reader)! == ("pci", gpuPath))
+        // Not cached yet, present on the bus.
+        let nic = tree.addPCI(.init("0000:06:00.0", vendor: "8086", device: "10d3", classCode: 0x020000, iommuGroup: 30))
+        #expect(Reconciler.change(forNodeDevice: "pci_0000_06_00_0", in: inventory, reader: reader)! == ("pci", String(nic.dropFirst(4))))
+        // A USB device the cache knows.
+        let usb = try #require(inventory.devices.first { $0.capability == .usbDevice && $0.usb?.isRootHub == false })
+        #expect(Reconciler.change(forNodeDevice: usb.name, in: inventory, reader: reader)?.subsystem == "usb")
+        // Neither: the caller re-reads the host.
+        #expect(Reconciler.change(forNodeDevice: "scsi_host12", in: inventory, reader: reader) == nil)
+        #expect(Reconciler.change(forNodeDevice: "pci_0000_09_00_0", in: inventory, reader: reader) == nil)
     }
 }
