@@ -100,6 +100,7 @@ struct Planning {
                 else { continue }
                 pciByID[UInt32(vendor) << 16 | UInt32(product), default: []].append(address)
             }
+            for key in pciByID.keys { pciByID[key]!.sort() }
         }
         for binding in manifest.bindings {
             for claim in binding.devices {
@@ -117,7 +118,7 @@ struct Planning {
                     }
                     resolved.append((binding, claim, address))
                 case .pciID(let vendor, let product, let index):
-                    let matches = (pciByID[UInt32(vendor) << 16 | UInt32(product)] ?? []).sorted()
+                    let matches = pciByID[UInt32(vendor) << 16 | UInt32(product)] ?? []
                     if let address = pick(matches, index: index, key: key, described: { $0.description }) {
                         resolved.append((binding, claim, address))
                     }
