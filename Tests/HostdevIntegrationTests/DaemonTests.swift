@@ -25,8 +25,12 @@ final class DaemonRig {
     let uri: String
     var daemon: ChildProcess
 
-    init(libvirtd: LibvirtDaemon, manifest text: String, faultAfterStep: Int? = nil) throws {
+    /// `prepare` runs before hostdevd starts, after the fake kernel: a host
+    /// and state left by an earlier run; a driver added there is one the
+    /// fake kernel does not serve (its bind and unbind are plain files).
+    init(libvirtd: LibvirtDaemon, manifest text: String, faultAfterStep: Int? = nil, prepare: (SysfsTree, String) throws -> Void = { _, _ in }) throws {
         server = FakeKernelServer(tree: tree)
+        try prepare(tree, state)
         uri = libvirtd.uri
         keeper = try LibvirtConnection(uri: libvirtd.uri)
         for vm in ["win11", "late"] { try keeper.undefine(vm) }
@@ -159,6 +163,84 @@ struct DaemonTests {
         #expect(eventually { rig.tree.driver(of: nic) == "vfio-pci" })
         #expect(eventually { (rig.status()["trigger"] as? [String])?.contains("node-device \(vhba)") == true })
         try rig.keeper.destroyNodeDevice(vhba)
+    }
+
+    /// Unplugged: marked missing (Pending, forgotten by the ledger, its
+    /// `<hostdev>` taken out so the VM still starts); plugged again: bound
+    /// and attached again.
+    @Test func aDeviceThatDisappearsIsMarkedMissingAndBoundOnReturn() throws {
+        let libvirtd = try LibvirtDaemon()
+        defer { libvirtd.stop() }
+        let nic = PCIAddress("0000:06:00.0")!
+        let spec = SysfsTree.PCISpec(nic.description, vendor: "8086", device: "10d3", classCode: 0x020000, driver: "e1000e", iommuGroup: 30)
+        let rig = try DaemonRig(libvirtd: libvirtd, manifest: "version: 1\nbindings:\n  - vm: win11\n    devices:\n      - pci: \"0000:06:00.0\"\n") { tree, _ in
+            tree.addPCI(spec)
+        }
+        _ = try #require(rig.notify.next())
+        #expect(eventually { rig.tree.driver(of: nic) == "vfio-pci" && rig.ours("win11").map(\.source) == [.pci(nic)] })
+        let path = rig.tree.pciPath(nic)
+        let socket = try #require(UeventSender.sockets(in: rig.tree.root).first)
+        rig.tree.removePCI(nic)
+        try UeventSender.send(to: socket, action: "remove", devpath: String(path.dropFirst(4)), subsystem: "pci", seqnum: 200)
+        #expect(eventually {
+            (rig.status()["devices"] as? [String: [String: String]])?["pci 0000:06:00.0"]?["reason"]?.contains("not present") == true
+        })
+        #expect(eventually { (try? LedgerStore(directory: rig.state).load().devices[nic]) == nil })
+        #expect(eventually { rig.ours("win11").isEmpty })
+        rig.tree.addPCI(spec)
+        try UeventSender.send(to: socket, action: "add", devpath: String(path.dropFirst(4)), subsystem: "pci", seqnum: 201)
+        #expect(eventually { rig.tree.driver(of: nic) == "vfio-pci" && rig.ours("win11").map(\.source) == [.pci(nic)] })
+        #expect(try LedgerStore(directory: rig.state).load().devices[nic]?.originalDriver == "e1000e")
+    }
+
+    /// Devices the ledger lists but no binding claims (a manifest changed
+    /// while hostdevd was down) go back to the drivers recorded for them.
+    @Test func orphansAreReleased() throws {
+        let libvirtd = try LibvirtDaemon()
+        defer { libvirtd.stop() }
+        let audio = PCIAddress("0000:01:00.1")!
+        let rig = try DaemonRig(libvirtd: libvirtd, manifest: "version: 1\n") { tree, state in
+            tree.unbindLink(gpu0)
+            tree.bindLink(gpu0, "vfio-pci")
+            tree.unbindLink(audio)
+            tree.bindLink(audio, "vfio-pci")
+            var ledger = Ledger()
+            ledger.devices[gpu0] = Ledger.Entry(originalDriver: "nouveau", vm: "retired")
+            ledger.devices[audio] = Ledger.Entry(originalDriver: "snd_hda_intel", vm: "retired")
+            try LedgerStore(directory: state).save(ledger)
+        }
+        _ = try #require(rig.notify.next())
+        #expect(eventually { rig.tree.driver(of: gpu0) == "nouveau" && rig.tree.driver(of: audio) == "snd_hda_intel" })
+        #expect(eventually { (try? LedgerStore(directory: rig.state).load().devices.isEmpty) == true })
+    }
+
+    /// A device whose driver will not let go fails its step (and is retried
+    /// with backoff); the other binding is applied all the same, and the
+    /// stuck device keeps its driver.
+    @Test func aFailingDeviceNeverBlocksTheOthers() throws {
+        let libvirtd = try LibvirtDaemon()
+        defer { libvirtd.stop() }
+        let stuck = PCIAddress("0000:00:05.0")!
+        let rig = try DaemonRig(libvirtd: libvirtd, manifest: """
+            version: 1
+            bindings:
+              - vm: late
+                devices:
+                  - pci: "0000:00:05.0"
+              - vm: win11
+                devices:
+                  - pci: "0000:01:00.0"
+
+            """) { tree, _ in
+            // A driver the fake kernel does not serve: its unbind is a plain
+            // file, so the device never leaves it.
+            tree.addPCI(.init(stuck.description, vendor: "8086", device: "10d3", classCode: 0x020000, driver: "stuckdrv", iommuGroup: 31))
+        }
+        _ = try #require(rig.notify.next(timeout: 30))
+        #expect(eventually(timeout: 20) { rig.tree.driver(of: gpu0) == "vfio-pci" && rig.ours("win11").count == 2 })
+        #expect(eventually(timeout: 20) { ((rig.status()["failedSteps"] as? Int) ?? 0) > 0 })
+        #expect(rig.tree.driver(of: stuck) == "stuckdrv")
+        #expect(rig.daemon.isRunning)
     }
 
     @Test func vmStartAndStopBindAndReleaseOnStopDevices() throws {
