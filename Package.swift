@@ -17,7 +17,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
@@ -26,14 +25,14 @@ let package = Package(
         .systemLibrary(name: "CLibvirt", pkgConfig: "libvirt", providers: [.apt(["libvirt-dev"])]),
         .systemLibrary(name: "CUdev", pkgConfig: "libudev", providers: [.apt(["libudev-dev"])]),
         .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),
+        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
 
         // Layer 2: values and pure logic, no I/O.
         .target(name: "HostdevCore", swiftSettings: strict),
 
-        // Layer 2: the manifest's YAML/JSON decoding with positioned diagnostics (pure, but needs Yams).
-        .target(
-            name: "HostdevManifest", dependencies: ["HostdevCore", .product(name: "Yams", package: "Yams")],
-            swiftSettings: strict),
+        // Layer 2: the manifest's YAML/JSON decoding with positioned
+        // diagnostics (pure: libyaml parses text in memory).
+        .target(name: "HostdevManifest", dependencies: ["HostdevCore", "CYAML"], swiftSettings: strict),
 
         // Layer 3: adapters.
         .target(name: "HostdevSysfs", dependencies: ["HostdevCore"], swiftSettings: strict),

@@ -1,5 +1,4 @@
 public import HostdevCore
-import Yams
 
 /// One problem in a manifest, with where it is and what to write instead.
 public struct ManifestDiagnostic: Sendable, Equatable, CustomStringConvertible {
@@ -37,18 +36,17 @@ public struct ManifestDecoder {
     // MARK: document
 
     mutating func decodeDocument(_ text: String) -> Manifest? {
-        let root: Node
+        let root: YAMLNode
         do {
-            guard let node = try Yams.compose(yaml: text) else {
+            guard let node = try YAMLNode.compose(text) else {
                 report(nil, "the manifest is empty", hint: "start with 'version: 1'")
                 return nil
             }
             root = node
-        } catch let error as YamlError {
-            reportSyntax(error)
-            return nil
         } catch {
-            report(nil, "cannot read YAML: \(error)")
+            diagnostics.append(ManifestDiagnostic(
+                location: SourceLocation(file: file, line: error.mark.line, column: error.mark.column),
+                message: "YAML syntax: \(error.problem)", hint: "check indentation and quoting around here"))
             return nil
         }
         guard let fields = mapping(root, "the manifest", keys: ["version", "host", "bindings"]) else { return nil }
@@ -68,7 +66,7 @@ public struct ManifestDecoder {
         return Manifest(host: host, bindings: bindings, fingerprint: Manifest.fingerprint(of: text))
     }
 
-    mutating func decodeHost(_ node: Node) -> HostPolicy {
+    mutating func decodeHost(_ node: YAMLNode) -> HostPolicy {
         var host = HostPolicy()
         guard let fields = mapping(node, "host", keys: ["orphans", "protect", "sriov"]) else { return host }
         if let value = fields["orphans"] { host.orphans = choice(value, "host.orphans") ?? .release }
@@ -95,7 +93,7 @@ public struct ManifestDecoder {
         return host
     }
 
-    mutating func decodeBinding(_ node: Node) -> Binding? {
+    mutating func decodeBinding(_ node: YAMLNode) -> Binding? {
         guard let fields = mapping(node, "a binding", keys: ["vm", "release", "live", "devices"]) else { return nil }
         guard let vmNode = fields["vm"] else {
             report(node, "binding without 'vm'", hint: "name the libvirt domain: vm: win11")
@@ -119,7 +117,7 @@ public struct ManifestDecoder {
         return binding
     }
 
-    mutating func decodeClaim(_ node: Node) -> DeviceClaim? {
+    mutating func decodeClaim(_ node: YAMLNode) -> DeviceClaim? {
         guard let fields = mapping(node, "a device", keys: ["pci", "usb", "group"]) else { return nil }
         let group = fields["group"].flatMap { choice($0, "group") as GroupMode? } ?? .attach
         switch (fields["pci"], fields["usb"]) {
@@ -140,7 +138,7 @@ public struct ManifestDecoder {
         return nil
     }
 
-    mutating func pciSelector(_ node: Node) -> DeviceSelector? {
+    mutating func pciSelector(_ node: YAMLNode) -> DeviceSelector? {
         if case .scalar = node { return pciAddress(node, "pci").map(DeviceSelector.pci) }
         guard let fields = mapping(node, "pci", keys: ["vendor", "device", "index"]) else { return nil }
         guard let vendorNode = fields["vendor"], let deviceNode = fields["device"] else {
@@ -151,7 +149,7 @@ public struct ManifestDecoder {
         return .pciID(vendor: vendor, device: device, index: fields["index"].flatMap { index($0) })
     }
 
-    mutating func usbSelector(_ node: Node) -> DeviceSelector? {
+    mutating func usbSelector(_ node: YAMLNode) -> DeviceSelector? {
         guard let fields = mapping(node, "usb", keys: ["vendor", "product", "index", "bus", "device"]) else { return nil }
         switch (fields["vendor"], fields["product"], fields["bus"], fields["device"]) {
         case (let v?, let p?, nil, nil):
@@ -207,40 +205,25 @@ public struct ManifestDecoder {
 
     // MARK: typed readers
 
-    func location(_ node: Node?) -> SourceLocation {
-        SourceLocation(file: file, line: node?.mark?.line ?? 1, column: node?.mark?.column ?? 1)
+    func location(_ node: YAMLNode?) -> SourceLocation {
+        SourceLocation(file: file, line: node?.mark.line ?? 1, column: node?.mark.column ?? 1)
     }
 
-    mutating func report(_ node: Node?, _ message: String, hint: String? = nil) {
+    mutating func report(_ node: YAMLNode?, _ message: String, hint: String? = nil) {
         diagnostics.append(ManifestDiagnostic(location: location(node), message: message, hint: hint))
-    }
-
-    mutating func reportSyntax(_ error: YamlError) {
-        switch error {
-        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
-            diagnostics.append(ManifestDiagnostic(
-                location: SourceLocation(file: file, line: mark.line, column: mark.column),
-                message: "YAML syntax: \(problem)", hint: "check indentation and quoting around here"))
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            diagnostics.append(ManifestDiagnostic(
-                location: SourceLocation(file: file, line: context.mark.line, column: context.mark.column),
-                message: "duplicate key \(duplicates.map { "'\($0)'" }.joined(separator: ", "))",
-                hint: "each key may appear once in a mapping"))
-        default:
-            report(nil, "cannot read YAML: \(error)")
-        }
     }
 
     /// A mapping with string keys, each from `keys`; unknown keys are reported
     /// with the nearest known one as a hint.
-    mutating func mapping(_ node: Node, _ what: String, keys: [String]) -> [String: Node]? {
-        guard case .mapping(let mapping) = node else {
+    mutating func mapping(_ node: YAMLNode, _ what: String, keys: [String]) -> [String: YAMLNode]? {
+        guard case .mapping(let mapping, _) = node else {
             report(node, "\(what) must be a mapping (key: value lines)")
             return nil
         }
-        var fields: [String: Node] = [:]
-        for (keyNode, value) in mapping {
-            guard let key = keyNode.scalar?.string else {
+        var fields: [String: YAMLNode] = [:]
+        for pair in mapping {
+            let (keyNode, value) = (pair.key, pair.value)
+            guard let key = keyNode.scalarText else {
                 report(keyNode, "keys in \(what) must be plain words")
                 continue
             }
@@ -259,31 +242,31 @@ public struct ManifestDecoder {
         return fields
     }
 
-    mutating func sequence(_ node: Node, _ what: String) -> [Node]? {
-        guard case .sequence(let sequence) = node else {
+    mutating func sequence(_ node: YAMLNode, _ what: String) -> [YAMLNode]? {
+        guard case .sequence(let sequence, _) = node else {
             report(node, "\(what) must be a list (lines starting with '- ')")
             return nil
         }
         return Array(sequence)
     }
 
-    mutating func string(_ node: Node, _ what: String) -> String? {
-        guard case .scalar(let scalar) = node else {
+    mutating func string(_ node: YAMLNode, _ what: String) -> String? {
+        guard let text = node.scalarText else {
             report(node, "\(what) must be a text value")
             return nil
         }
-        return scalar.string
+        return text
     }
 
-    mutating func integer(_ node: Node, _ what: String) -> Int? {
-        guard case .scalar(let scalar) = node, let value = Int(scalar.string) else {
+    mutating func integer(_ node: YAMLNode, _ what: String) -> Int? {
+        guard let text = node.scalarText, let value = Int(text) else {
             report(node, "\(what) must be a whole number")
             return nil
         }
         return value
     }
 
-    mutating func index(_ node: Node) -> Int? {
+    mutating func index(_ node: YAMLNode) -> Int? {
         guard let value = integer(node, "index") else { return nil }
         guard value >= 0 else {
             report(node, "index must be 0 or more", hint: "index 0 is the first match by PCI address")
@@ -292,21 +275,21 @@ public struct ManifestDecoder {
         return value
     }
 
-    mutating func boolean(_ node: Node, _ what: String) -> Bool? {
-        guard case .scalar(let scalar) = node else {
+    mutating func boolean(_ node: YAMLNode, _ what: String) -> Bool? {
+        guard let text = node.scalarText else {
             report(node, "\(what) must be true or false")
             return nil
         }
-        switch scalar.string {
+        switch text {
         case "true", "True", "yes": return true
         case "false", "False", "no": return false
         default:
-            report(node, "\(what) must be true or false, not '\(scalar.string)'")
+            report(node, "\(what) must be true or false, not '\(text)'")
             return nil
         }
     }
 
-    mutating func choice<T: RawRepresentable & CaseIterable>(_ node: Node, _ what: String) -> T? where T.RawValue == String {
+    mutating func choice<T: RawRepresentable & CaseIterable>(_ node: YAMLNode, _ what: String) -> T? where T.RawValue == String {
         guard let text = string(node, what) else { return nil }
         guard let value = T(rawValue: text) else {
             report(node, "\(what) must be one of \(T.allCases.map { $0.rawValue }.joined(separator: ", ")), not '\(text)'")
@@ -315,7 +298,7 @@ public struct ManifestDecoder {
         return value
     }
 
-    mutating func pciAddress(_ node: Node, _ what: String) -> PCIAddress? {
+    mutating func pciAddress(_ node: YAMLNode, _ what: String) -> PCIAddress? {
         guard let text = string(node, what) else { return nil }
         guard let address = PCIAddress(text) else {
             report(node, "'\(text)' is not a PCI address",
@@ -326,7 +309,7 @@ public struct ManifestDecoder {
     }
 
     /// `"10de"` or `"0x10de"`: four hex digits.
-    mutating func hexID(_ node: Node, _ what: String) -> UInt16? {
+    mutating func hexID(_ node: YAMLNode, _ what: String) -> UInt16? {
         guard let text = string(node, what) else { return nil }
         let digits = text.hasPrefix("0x") || text.hasPrefix("0X") ? text.dropFirst(2) : Substring(text)
         guard digits.count == 4, let value = UInt16(hexText: digits) else {
