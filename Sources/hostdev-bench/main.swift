@@ -51,21 +51,23 @@ func ms(_ seconds: Double) -> String {
     return "\(value) ms"
 }
 
-/// Runs `hostdevctl` as a user would and returns wall time and the child's peak RSS (KiB).
+/// Runs `hostdevctl` as a user would and returns wall time and the child's
+/// peak RSS (KiB). The peak comes from GNU time (`apt-get install time`):
+/// a child's `ru_maxrss` as this process sees it starts from this process's
+/// own size (exec records the spawning address space's high-water mark), so
+/// it would report the benchmark's memory, not hostdevctl's.
 func timedChild(_ arguments: [String]) -> (seconds: Double, maxRSSKiB: Int) {
+    let time = "/usr/bin/time"
+    guard access(time, X_OK) == 0 else {
+        print("(peak RSS needs GNU time: apt-get install time)")
+        exit(2)
+    }
     let start = now()
-    let child = try! ChildProcess(BuiltProducts.hostdevctl, arguments)
-    _ = try? drain(child)
-    var status: Int32 = 0
-    var usage = rusage()
-    _ = wait4(child.pid, &status, 0, &usage)
+    let run = try! ChildProcess.run(time, ["-f", "maxrss %M", BuiltProducts.hostdevctl] + arguments)
     let elapsed = now() - start
-    precondition(status == 0, "hostdevctl \(arguments) failed with status \(status)")
-    return (elapsed, Int(usage.ru_maxrss))
-}
-
-func drain(_ child: ChildProcess) throws {
-    while child.readLine(timeout: 60) != nil {}
+    precondition(run.status == 0, "hostdevctl \(arguments) failed with status \(run.status): \(run.stderr)")
+    let line = run.stderr.split(separator: "\n").last { $0.hasPrefix("maxrss ") } ?? ""
+    return (elapsed, Int(line.dropFirst(7)) ?? 0)
 }
 
 func benchmarkInventory(_ options: Options) {
