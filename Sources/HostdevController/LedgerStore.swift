@@ -22,7 +22,7 @@ public struct LedgerStore: Sendable {
     public var path: String { directory + "/ledger.json" }
     public var journalPath: String { directory + "/ledger.journal" }
     /// Journal size that triggers folding it into the snapshot.
-    public var compactionBytes = 256 * 1024
+    public var compactionBytes = 64 * 1024
 
     public init(directory: String) { self.directory = directory }
 
@@ -35,14 +35,24 @@ public struct LedgerStore: Sendable {
         }
         switch fileContents(journalPath) {
         case .success(let bytes):
-            // The last complete line; a torn one (no newline) is dropped.
-            var lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-            lines.removeLast()
-            if let last = lines.last(where: { !$0.isEmpty }) { ledger = try decode(Array(last), from: journalPath) }
+            if let last = Self.lastCompleteLine(bytes) { ledger = try decode(Array(last), from: journalPath) }
         case .failure(let error) where error.isMissing: break
         case .failure(let error): throw StateError(description: error.description)
         }
         return ledger
+    }
+
+    /// The journal's last newline-terminated, non-empty line, found from the
+    /// end; a torn line after it (no newline) is dropped.
+    static func lastCompleteLine(_ bytes: [UInt8]) -> ArraySlice<UInt8>? {
+        let newline = UInt8(ascii: "\n")
+        guard var end = bytes.lastIndex(of: newline) else { return nil }
+        while true {
+            let start = bytes[..<end].lastIndex(of: newline).map { $0 + 1 } ?? 0
+            if start < end { return bytes[start..<end] }
+            guard start > 0 else { return nil }
+            end = start - 1
+        }
     }
 
     func decode(_ bytes: [UInt8], from file: String) throws -> Ledger {

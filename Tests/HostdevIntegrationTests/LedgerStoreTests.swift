@@ -1,7 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
-import HostdevController
+@testable import HostdevController
 import HostdevCore
 import HostdevTestSupport
 import Testing
@@ -55,5 +55,21 @@ import Testing
         let error = #expect(throws: StateError.self) { try store.load() }
         #expect(error?.description.contains("ledger.json is not a readable ledger") == true)
         #expect(error?.description.contains("move it aside only after checking") == true)
+    }
+}
+
+@Suite struct JournalLineTests {
+    @Test(arguments: [
+        ("", nil),
+        ("torn", nil),
+        ("a\n", "a"),
+        ("a\nb\n", "b"),
+        ("a\nb\ntorn", "b"),
+        ("a\n\n\n", "a"),
+        ("\n\nb\n\ntorn", "b"),
+    ] as [(String, String?)])
+    func lastCompleteLine(journal: String, expected: String?) {
+        let line = LedgerStore.lastCompleteLine(Array(journal.utf8)).map { String(decoding: $0, as: UTF8.self) }
+        #expect(line == expected)
     }
 }
