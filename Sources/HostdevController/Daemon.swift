@@ -27,14 +27,29 @@ public struct HostdevDaemon: Service {
     /// The work queue and the loop's wake-up, shared with the event tasks.
     final class Queue: Sendable {
         let state = Mutex(WorkQueue<ReconcileKey>())
+        /// When the oldest waiting key came (monotonic ms): how long a batch
+        /// waited before its reconcile began, for the log and status.
+        private let since = Mutex<Double?>(nil)
         let wake: AsyncStream<Void>
         let continuation: AsyncStream<Void>.Continuation
 
         init() { (wake, continuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1)) }
 
         func add(_ key: ReconcileKey) {
+            let now = PhaseClock.now()
+            since.withLock { $0 = $0 ?? now }
             state.withLock { $0.add(key) }
             continuation.yield()
+        }
+
+        /// The next batch and how long its oldest key waited (ms).
+        func next() -> (Set<ReconcileKey>, waited: Double)? {
+            guard let batch = state.withLock({ $0.next() }) else { return nil }
+            let first = since.withLock { first in
+                defer { first = nil }
+                return first
+            }
+            return (batch, first.map { PhaseClock.now() - $0 } ?? 0)
         }
     }
 
@@ -90,8 +105,8 @@ public struct HostdevDaemon: Service {
                 var ready = false
                 for await _ in queue.wake {
                     if stopping.load(ordering: .relaxed) { break }
-                    while let batch = queue.state.withLock({ $0.next() }) {
-                        let outcome = reconciler.reconcile(batch)
+                    while let (batch, waited) = queue.next() {
+                        let outcome = reconciler.reconcile(batch, queued: waited)
                         let retry = queue.state.withLock { $0.done(failed: outcome.failed ? batch : []) }
                         if !ready {
                             notifier.notify("READY=1\nSTATUS=\(outcome.summary)")

@@ -66,13 +66,12 @@ public struct LedgerStore: Sendable {
     }
 
     public func save(_ ledger: Ledger) throws {
-        try makeDirectory()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         var line = Array(try encoder.encode(ledger))
         line.append(UInt8(ascii: "\n"))
         let created = access(journalPath, F_OK) != 0
-        let fd = open(journalPath, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        let fd = try openCreatingDirectory(journalPath, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC)
         guard fd >= 0 else { throw StateError(description: "cannot open \(journalPath): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         // After a crash mid-append the journal ends in a torn line: start a
@@ -103,6 +102,15 @@ public struct LedgerStore: Sendable {
         }
     }
 
+    /// Opens `path` in the state directory, creating the directory only
+    /// when it is missing (not on every call: this is on the hotplug path).
+    func openCreatingDirectory(_ path: String, _ flags: Int32) throws -> Int32 {
+        let fd = open(path, flags, 0o600)
+        guard fd < 0, errno == ENOENT else { return fd }
+        try makeDirectory()
+        return open(path, flags, 0o600)
+    }
+
     func makeDirectory() throws {
         var path = ""
         for part in directory.split(separator: "/") {
@@ -116,8 +124,7 @@ public struct LedgerStore: Sendable {
     /// Holds `<state-dir>/lock` exclusively while `body` runs: one apply,
     /// hook or daemon reconcile at a time.
     public func withLock<T>(_ body: () throws -> T) throws -> T {
-        try makeDirectory()
-        let fd = open(directory + "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        let fd = try openCreatingDirectory(directory + "/lock", O_RDWR | O_CREAT | O_CLOEXEC)
         guard fd >= 0 else { throw StateError(description: "cannot open \(directory)/lock: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         while flock(fd, LOCK_EX) != 0 {

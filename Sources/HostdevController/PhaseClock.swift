@@ -9,7 +9,11 @@ struct PhaseClock {
     private let start: Double
     private(set) var phases: [(name: String, milliseconds: Double)] = []
 
-    init() { start = last }
+    /// `queued`: time spent before the clock started, shown as its own phase.
+    init(queued: Double = 0) {
+        start = last
+        if queued > 0 { phases.append(("queued", queued)) }
+    }
 
     static func now() -> Double {
         var ts = timespec()
@@ -24,6 +28,7 @@ struct PhaseClock {
         last = current
     }
 
+    /// From the start of the reconcile (the queued time not included).
     var totalMilliseconds: Double { last - start }
 
     var description: String {

@@ -61,9 +61,10 @@ public final class Reconciler: @unchecked Sendable {
         public var summary: String
     }
 
-    public func reconcile(_ keys: Set<ReconcileKey>) -> Outcome {
+    /// `queued`: how long the batch's oldest key waited for this pass (ms).
+    public func reconcile(_ keys: Set<ReconcileKey>, queued: Double = 0) -> Outcome {
         reconciles += 1
-        var clock = PhaseClock()
+        var clock = PhaseClock(queued: queued)
         loadManifest()
         guard let manifest = lastGood else {
             let summary = "waiting for a valid manifest at \(configuration.manifestPath)"

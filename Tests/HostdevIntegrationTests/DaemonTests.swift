@@ -361,3 +361,16 @@ struct NodeDeviceKeyTests {
         #expect(Reconciler.change(forNodeDevice: "pci_0000_09_00_0", in: inventory, reader: reader) == nil)
     }
 }
+
+struct PhaseClockTests {
+    /// The debug line says where a slow reaction's time went, queue wait first.
+    @Test func namesEachPhaseInOrder() {
+        var clock = PhaseClock(queued: 2.5)
+        clock.lap("observe")
+        clock.lap("plan")
+        #expect(clock.phases.map(\.name) == ["queued", "observe", "plan"])
+        #expect(clock.description.hasSuffix("(queued 2.5, observe \(PhaseClock.format(clock.phases[1].milliseconds)), plan \(PhaseClock.format(clock.phases[2].milliseconds)))"))
+        #expect(clock.totalMilliseconds >= clock.phases[1].milliseconds + clock.phases[2].milliseconds - 0.001)
+        #expect(PhaseClock().phases.isEmpty)
+    }
+}

@@ -49,6 +49,12 @@ import Testing
         #expect(try store.load() == ledger(3))
     }
 
+    @Test func createsAMissingStateDirectory() throws {
+        let store = LedgerStore(directory: directory + "/var/lib/hostdevd")
+        try store.withLock { try store.save(ledger(1)) }
+        #expect(try store.load() == ledger(1))
+    }
+
     @Test func anUnreadableSnapshotIsNeverOverwritten() throws {
         let store = LedgerStore(directory: directory)
         FileTree.write(store.path, "not json")
