@@ -136,9 +136,7 @@ public final class Reconciler: @unchecked Sendable {
     /// On an error the cache is dropped: the next pass observes afresh.
     func refreshCache(_ keys: Set<ReconcileKey>, _ observer: Observer) throws {
         guard cache != nil, !keys.contains(.all), cache!.libvirtReachable, let connection else {
-            cache = nil
-            cache = try observer.observe { [logger] in logger.warning("\($0)") }
-            return
+            return try observeAll(observer)
         }
         // Taken out of the optional so that it is uniquely referenced.
         var observed = cache.take()!
@@ -150,9 +148,7 @@ public final class Reconciler: @unchecked Sendable {
             case .nodeDevice(let name):
                 guard let change = Self.change(forNodeDevice: name, in: observed.inventory, reader: reader) else {
                     // Not a device the cache can place: read the host afresh.
-                    cache = nil
-                    cache = try observer.observe { [logger] in logger.warning("\($0)") }
-                    return
+                    return try observeAll(observer)
                 }
                 changes.append(change)
             case .vm(let name):
@@ -166,6 +162,13 @@ public final class Reconciler: @unchecked Sendable {
         cache = observed
     }
 
+    /// The whole host read afresh into the cache (the old one dropped first:
+    /// two large inventories are never held at once).
+    func observeAll(_ observer: Observer) throws {
+        cache = nil
+        cache = try observer.observe { [logger] in logger.warning("\($0)") }
+    }
+
     /// The device behind a libvirt node-device name: one the cache knows
     /// (also when it is gone now), or a PCI function by its bus link.
     static func change(forNodeDevice name: String, in inventory: Inventory, reader: InventoryReader) -> (subsystem: String, devpath: String)? {
@@ -174,12 +177,7 @@ public final class Reconciler: @unchecked Sendable {
         {
             return (known.capability == .pci ? "pci" : "usb", String(path.dropFirst(4)))
         }
-        // pci_DDDD_BB_SS_F → DDDD:BB:SS.F
-        let parts = name.split(separator: "_")
-        guard parts.count == 5, parts[0] == "pci",
-            let address = PCIAddress("\(parts[1]):\(parts[2]):\(parts[3]).\(parts[4])"),
-            let devpath = reader.devpath(of: address)
-        else { return nil }
+        guard let address = PCIAddress(nodeDeviceName: name), let devpath = reader.devpath(of: address) else { return nil }
         return ("pci", devpath)
     }
 

@@ -47,6 +47,13 @@ public struct PCIAddress: Hashable, Comparable, Sendable, Codable, CustomStringC
         "pci_" + hex(domain, 4) + "_" + hex(bus, 2) + "_" + hex(slot, 2) + "_" + String(function, radix: 16)
     }
 
+    /// The address in a node-device name (`pci_0000_01_00_0`); nil for any other name.
+    public init?(nodeDeviceName name: String) {
+        let parts = name.split(separator: "_", omittingEmptySubsequences: false)
+        guard parts.count == 5, parts[0] == "pci" else { return nil }
+        self.init("\(parts[1]):\(parts[2]):\(parts[3]).\(parts[4])")
+    }
+
     public static func < (a: PCIAddress, b: PCIAddress) -> Bool {
         (a.domain, a.bus, a.slot, a.function) < (b.domain, b.bus, b.slot, b.function)
     }

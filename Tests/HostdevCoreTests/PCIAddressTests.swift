@@ -19,6 +19,10 @@ import Testing
 
     @Test func libvirtName() {
         #expect(PCIAddress("0000:01:00.1")?.nodeDeviceName == "pci_0000_01_00_1")
+        #expect(PCIAddress(nodeDeviceName: "pci_0000_01_00_1") == PCIAddress("0000:01:00.1"))
+        for other in ["scsi_host12", "pci_0000_01_00", "pci_0000_01_00_1_2", "usb_1_4", "pci_0000_01_20_0"] {
+            #expect(PCIAddress(nodeDeviceName: other) == nil, "\(other)")
+        }
     }
 
     @Test func ordersByDomainBusSlotFunction() {
