@@ -120,11 +120,10 @@ public struct Inventory: Sendable, Equatable {
     private mutating func removeFromGroup(_ pci: PCIFunction?) {
         guard let pci else { return }
         // Its own group first; a device that lost its group link is looked for in all.
-        var index = pci.iommuGroup.flatMap { group($0) != nil ? groupIndex($0) : nil }
-        if index == nil || !iommuGroups[index!].members.contains(pci.address) {
-            index = iommuGroups.firstIndex { $0.members.contains(pci.address) }
+        let own = pci.iommuGroup.map(groupIndex).flatMap {
+            $0 < iommuGroups.count && iommuGroups[$0].members.contains(pci.address) ? $0 : nil
         }
-        guard let index else { return }
+        guard let index = own ?? iommuGroups.firstIndex(where: { $0.members.contains(pci.address) }) else { return }
         iommuGroups[index].members.removeAll { $0 == pci.address }
         if iommuGroups[index].members.isEmpty { iommuGroups.remove(at: index) }
     }
