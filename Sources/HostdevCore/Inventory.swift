@@ -70,11 +70,15 @@ public struct Inventory: Sendable, Equatable {
 
     /// `updating`, in place.
     public mutating func update(_ updated: [HostDevice], removingPaths removedPaths: Set<String>) {
+        // Positions from here on moved; nil: none did.
+        var shiftedFrom: Int?
         for path in removedPaths {
             // Compared, not hashed: an event removes one or a few paths.
             while let index = devices.firstIndex(where: { $0.sysfsPath == path }) {
                 removeFromGroup(devices[index].pci)
+                if let address = devices[index].pci?.address { positionOfAddress[address] = nil }
                 devices.remove(at: index)
+                shiftedFrom = min(shiftedFrom ?? index, index)
             }
         }
         for device in updated {
@@ -84,13 +88,21 @@ public struct Inventory: Sendable, Equatable {
                 devices[index] = device
                 // Moved in the tree (a parent appeared or went): rare, so
                 // the whole order is recomputed.
-                if moved { devices = Self.treeOrder(devices) }
+                if moved {
+                    devices = Self.treeOrder(devices)
+                    shiftedFrom = 0
+                }
             } else {
-                insert(device)
+                let index = insert(device)
+                shiftedFrom = min(shiftedFrom ?? index, index)
             }
             addToGroup(device.pci)
         }
-        positionOfAddress = Self.positions(of: devices)
+        if let start = shiftedFrom {
+            for index in start..<devices.endIndex {
+                if let address = devices[index].pci?.address { positionOfAddress[address] = index }
+            }
+        }
         iommuEnabled = iommuEnabled || !iommuGroups.isEmpty
     }
 
@@ -99,7 +111,8 @@ public struct Inventory: Sendable, Equatable {
     /// subtree only (the whole list for a device at the root), keeping the
     /// path from the root to the device looked at, as the depth-first order
     /// unrolls it: no hashing, so a large host costs string compares only.
-    private mutating func insert(_ device: HostDevice) {
+    @discardableResult
+    private mutating func insert(_ device: HostDevice) -> Int {
         let parentIndex = devices.firstIndex { $0.name == device.parent }
         var path: [String] = parentIndex == nil ? [] : [device.parent]
         var index = parentIndex.map { $0 + 1 } ?? devices.startIndex
@@ -115,6 +128,7 @@ public struct Inventory: Sendable, Equatable {
             index += 1
         }
         devices.insert(device, at: index)
+        return index
     }
 
     private mutating func removeFromGroup(_ pci: PCIFunction?) {
