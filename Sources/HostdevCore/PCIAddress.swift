@@ -38,8 +38,32 @@ public struct PCIAddress: Hashable, Comparable, Sendable, Codable, CustomStringC
         self.init(domain: domain, bus: UInt8(bus), slot: UInt8(slot), function: UInt8(function))
     }
 
+    /// Written digit by digit into one small string (12 bytes fit inline, no
+    /// allocation): plans and status key thousands of devices by address.
     public var description: String {
-        hex(domain, 4) + ":" + hex(bus, 2) + ":" + hex(slot, 2) + "." + String(function, radix: 16)
+        let domainDigits = max(4, (32 - domain.leadingZeroBitCount + 3) / 4)
+        return String(unsafeUninitializedCapacity: domainDigits + 8) { buffer in
+            var at = 0
+            func put(_ value: UInt32, digits: Int) {
+                for shift in stride(from: (digits - 1) * 4, through: 0, by: -4) {
+                    let digit = UInt8((value >> UInt32(shift)) & 0xf)
+                    buffer[at] = digit < 10 ? 0x30 + digit : 0x57 + digit
+                    at += 1
+                }
+            }
+            func put(_ separator: UInt8) {
+                buffer[at] = separator
+                at += 1
+            }
+            put(domain, digits: domainDigits)
+            put(0x3a)
+            put(UInt32(bus), digits: 2)
+            put(0x3a)
+            put(UInt32(slot), digits: 2)
+            put(0x2e)
+            put(UInt32(function), digits: 1)
+            return at
+        }
     }
 
     /// libvirt's node-device name, `pci_0000_01_00_0`.
@@ -75,9 +99,28 @@ public struct PCIAddress: Hashable, Comparable, Sendable, Codable, CustomStringC
 
 extension FixedWidthInteger {
     /// `0x10de`, `0X10DE` or `10de`: how sysfs, libvirt and manifests write IDs.
+    /// Byte-wise: a plan by ID reads two of these per device of the host.
     public init?(hexText: some StringProtocol) {
-        let text = Substring(hexText)
-        self.init(text.hasPrefix("0x") || text.hasPrefix("0X") ? text.dropFirst(2) : text, radix: 16)
+        var value: Self = 0
+        var digits = 0
+        var utf8 = hexText.utf8[...]
+        if utf8.count > 2, utf8.first == 0x30, utf8.dropFirst().first.map({ $0 | 0x20 }) == 0x78 { utf8 = utf8.dropFirst(2) }
+        for byte in utf8 {
+            let digit: UInt8
+            switch byte {
+            case 0x30...0x39: digit = byte - 0x30
+            case 0x41...0x46: digit = byte - 0x41 + 10
+            case 0x61...0x66: digit = byte - 0x61 + 10
+            default: return nil
+            }
+            let (shifted, overflow) = value.multipliedReportingOverflow(by: 16)
+            let (sum, carry) = shifted.addingReportingOverflow(Self(digit))
+            guard !overflow, !carry else { return nil }
+            value = sum
+            digits += 1
+        }
+        guard digits > 0 else { return nil }
+        self = value
     }
 }
 

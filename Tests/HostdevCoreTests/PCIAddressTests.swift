@@ -7,6 +7,8 @@ import Testing
         ("01:00.1", "0000:01:00.1"),
         ("0000:AF:1F.7", "0000:af:1f.7"),
         ("10000:00:02.0", "10000:00:02.0"),
+        ("ffffffff:ff:1f.7", "ffffffff:ff:1f.7"),
+        ("0000:00:00.0", "0000:00:00.0"),
     ])
     func parsesAndPrints(input: String, printed: String) {
         #expect(PCIAddress(input)?.description == printed)
@@ -15,6 +17,14 @@ import Testing
     @Test(arguments: ["", "0000:01:00", "0000:01:20.0", "0000:01:00.8", "0000:1:00.0", "zz:00.0", "0000:01:00.0.1", "0000:01:00.00"])
     func rejects(input: String) {
         #expect(PCIAddress(input) == nil)
+    }
+
+    @Test(arguments: [
+        ("10de", 0x10de), ("0x10de", 0x10de), ("0X10DE", 0x10de), ("ffff", 0xffff), ("0", 0), ("0x0", 0),
+        ("", nil), ("0x", nil), ("10000", nil), ("1g", nil), ("-1", nil), (" 10de", nil), ("10de\n", nil),
+    ] as [(String, Int?)])
+    func hexIDs(text: String, value: Int?) {
+        #expect(UInt16(hexText: text).map(Int.init) == value)
     }
 
     @Test func libvirtName() {
