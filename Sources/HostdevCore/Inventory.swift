@@ -23,8 +23,10 @@ public struct Inventory: Sendable, Equatable {
     /// re-index a host of thousands of functions.
     private var positionOfAddress: [PCIAddress: Int]
 
-    public init(devices: [HostDevice], iommuGroups: [IOMMUGroup] = [], iommuEnabled: Bool? = nil) {
-        self.devices = Inventory.treeOrder(devices)
+    public init(devices: consuming [HostDevice], iommuGroups: [IOMMUGroup] = [], iommuEnabled: Bool? = nil) {
+        var devices = devices
+        Inventory.sortIntoTreeOrder(&devices)
+        self.devices = devices
         self.iommuGroups = iommuGroups.sorted { $0.number < $1.number }
         self.iommuEnabled = iommuEnabled ?? !iommuGroups.isEmpty
         positionOfAddress = Self.positions(of: self.devices)
@@ -89,7 +91,7 @@ public struct Inventory: Sendable, Equatable {
                 // Moved in the tree (a parent appeared or went): rare, so
                 // the whole order is recomputed.
                 if moved {
-                    devices = Self.treeOrder(devices)
+                    Self.sortIntoTreeOrder(&devices)
                     shiftedFrom = 0
                 }
             } else {
@@ -165,8 +167,8 @@ public struct Inventory: Sendable, Equatable {
 
     /// Depth-first order from `computer`: parents before children, siblings
     /// by name. Devices whose parent is not in the list hang off the root.
-    /// Works on indices: a large host's devices are copied once, at the end.
-    static func treeOrder(_ devices: [HostDevice]) -> [HostDevice] {
+    /// Works on indices, then moves the devices in place.
+    static func sortIntoTreeOrder(_ devices: inout [HostDevice]) {
         var indexOf: [String: Int] = [:]
         indexOf.reserveCapacity(devices.count)
         for (i, device) in devices.enumerated() { indexOf[device.name] = indexOf[device.name] ?? i }
@@ -193,7 +195,22 @@ public struct Inventory: Sendable, Equatable {
         // A parent cycle (only possible in malformed source data) is not
         // reachable from the root; keep those devices rather than lose them.
         order.append(contentsOf: devices.indices.filter { !seen[$0] })
-        return order.map { devices[$0] }
+        // Applied in place, cycle by cycle (position p takes the device at
+        // order[p]): a large host's devices are not copied into a second array.
+        var placed = [Bool](repeating: false, count: devices.count)
+        for start in devices.indices where !placed[start] {
+            placed[start] = true
+            guard order[start] != start else { continue }
+            let first = devices[start]
+            var position = start
+            while order[position] != start {
+                let source = order[position]
+                devices[position] = devices[source]
+                placed[source] = true
+                position = source
+            }
+            devices[position] = first
+        }
     }
 }
 

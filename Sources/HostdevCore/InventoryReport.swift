@@ -22,26 +22,34 @@ public struct InventoryReport: Sendable {
     /// The devices shown, in tree order, each with the nearest shown ancestor
     /// (or `computer`) and its depth under the root.
     public var rows: [(device: HostDevice, shownParent: String, depth: Int)] {
+        shownRows.map { (inventory.devices[$0.index], $0.shownParent, $0.depth) }
+    }
+
+    /// `rows` by position in `inventory.devices`: a large host's devices are
+    /// not copied once more just to be printed.
+    var shownRows: [(index: Int, shownParent: String, depth: Int)] {
+        let devices = inventory.devices
         var parentOf: [String: String] = [:]
-        parentOf.reserveCapacity(inventory.devices.count)
-        for device in inventory.devices { parentOf[device.name] = parentOf[device.name] ?? device.parent }
-        let shown = inventory.devices.filter { capabilities.isEmpty || capabilities.contains($0.capability) }
-        let shownNames = Set(shown.map(\.name))
+        parentOf.reserveCapacity(devices.count)
+        for index in devices.indices { parentOf[devices[index].name] = parentOf[devices[index].name] ?? devices[index].parent }
+        let shown = devices.indices.filter { capabilities.isEmpty || capabilities.contains(devices[$0].capability) }
+        let shownNames = capabilities.isEmpty ? Set(parentOf.keys) : Set(shown.map { devices[$0].name })
         var depthOf: [String: Int] = [:]
-        var rows: [(HostDevice, String, Int)] = []
+        var rows: [(Int, String, Int)] = []
         rows.reserveCapacity(shown.count)
-        for device in shown {
-            var ancestor = device.parent
-            var visited: Set<String> = [device.name]
+        for index in shown {
+            let name = devices[index].name
+            var ancestor = devices[index].parent
+            var visited: Set<String> = [name]
             while ancestor != DeviceNaming.computer, !shownNames.contains(ancestor),
                 let next = parentOf[ancestor], visited.insert(ancestor).inserted
             {
                 ancestor = next
             }
-            if !shownNames.contains(ancestor) || ancestor == device.name { ancestor = DeviceNaming.computer }
+            if !shownNames.contains(ancestor) || ancestor == name { ancestor = DeviceNaming.computer }
             let depth = ancestor == DeviceNaming.computer ? 1 : (depthOf[ancestor] ?? 0) + 1
-            depthOf[device.name] = depth
-            rows.append((device, ancestor, depth))
+            depthOf[name] = depth
+            rows.append((index, ancestor, depth))
         }
         return rows
     }
@@ -55,20 +63,21 @@ public struct InventoryReport: Sendable {
     /// Renders piece by piece (a device at a time), so a large host's output
     /// is never held whole in memory.
     public func write(_ format: InventoryFormat, to output: (String) -> Void) {
-        let rows = self.rows
+        let rows = shownRows
+        let devices = inventory.devices
         switch format {
         case .tree:
             output(DeviceNaming.computer + "\n")
-            for (device, _, depth) in rows { output(String(repeating: "    ", count: depth) + summary(device) + "\n") }
+            for (index, _, depth) in rows { output(String(repeating: "    ", count: depth) + summary(devices[index]) + "\n") }
         case .table:
-            output(alignColumns([Self.tableHeader] + rows.map(tableRow)))
+            output(alignColumns([Self.tableHeader] + rows.map { tableRow((devices[$0.index], $0.shownParent, $0.depth)) }))
         case .json:
             guard !rows.isEmpty else { return output("{}\n") }
             output("{\n")
             for (i, row) in rows.enumerated() {
                 var line = "  "
-                JSONText.quote(row.device.name, into: &line)
-                line += ": " + entry(row.device).rendered(indent: 2) + (i == rows.count - 1 ? "\n" : ",\n")
+                JSONText.quote(devices[row.index].name, into: &line)
+                line += ": " + entry(devices[row.index]).rendered(indent: 2) + (i == rows.count - 1 ? "\n" : ",\n")
                 output(line)
             }
             output("}\n")

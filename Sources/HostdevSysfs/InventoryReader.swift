@@ -21,18 +21,22 @@ public struct InventoryReader: Sendable {
         try read(SysfsEnumerator(root: root).records())
     }
 
-    public func read(_ records: [DeviceRecord]) -> Inventory {
-        var seen = Set<String>()
-        let wanted = records.filter { !$0.isVirtual && seen.insert($0.devpath).inserted }
-        let described = describeAll(wanted)
+    public func read(_ records: consuming [DeviceRecord]) -> Inventory {
         var devices: [HostDevice] = []
         var devpaths: [String] = []
-        devices.reserveCapacity(wanted.count)
-        devpaths.reserveCapacity(wanted.count)
-        for (record, device) in zip(wanted, described) {
-            if let device {
-                devices.append(device)
-                devpaths.append(record.devpath)
+        do {
+            // Scoped: the records and the sparse results are gone before the
+            // tree is ordered (a large host's peak memory is these copies).
+            var seen = Set<String>()
+            let wanted = (consume records).filter { !$0.isVirtual && seen.insert($0.devpath).inserted }
+            let described = describeAll(wanted)
+            devices.reserveCapacity(wanted.count)
+            devpaths.reserveCapacity(wanted.count)
+            for (record, device) in zip(wanted, described) {
+                if let device {
+                    devices.append(device)
+                    devpaths.append(record.devpath)
+                }
             }
         }
         assignParents(&devices, devpaths: devpaths)
