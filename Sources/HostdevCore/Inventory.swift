@@ -24,7 +24,7 @@ public struct Inventory: Sendable, Equatable {
     private var positionOfAddress: [PCIAddress: Int]
 
     public init(devices: consuming [HostDevice], iommuGroups: [IOMMUGroup] = [], iommuEnabled: Bool? = nil) {
-        var devices = devices
+        var devices = consume devices
         Inventory.sortIntoTreeOrder(&devices)
         self.devices = devices
         self.iommuGroups = iommuGroups.sorted { $0.number < $1.number }

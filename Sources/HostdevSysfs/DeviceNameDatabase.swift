@@ -37,8 +37,8 @@ public struct DeviceNameDatabase: Sendable {
         if !missing.isEmpty {
             var found = Names()
             for directory in searchPaths {
-                if let bytes = Self.load(directory + "/" + file) {
-                    found = Self.parse(bytes, vendors: missing)
+                if let names = Self.parseFile(directory + "/" + file, vendors: missing) {
+                    found = names
                     break
                 }
             }
@@ -58,49 +58,78 @@ public struct DeviceNameDatabase: Sendable {
 
     private static let memo = Mutex<[String: Memo]>([:])
 
-    static func load(_ path: String) -> [UInt8]? {
+    /// Reads `path` in 64 KiB chunks, a line at a time: the 1.3 MB
+    /// `pci.ids` is never held whole. Nil when the file cannot be opened.
+    static func parseFile(_ path: String, vendors: Set<UInt16>) -> Names? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, st.st_size > 0 else { return nil }
-        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
-        var total = 0
-        while total < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + total, $0.count - total) }
+        var parser = Parser(vendors: vendors)
+        var pending: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while !parser.finished {
+            let n = read(fd, &chunk, chunk.count)
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
-            total += n
+            pending += chunk[0..<n]
+            let consumed = parser.lines(pending, final: false)
+            pending.removeFirst(consumed)
         }
-        return Array(bytes[0..<total])
+        if !parser.finished { _ = parser.lines(pending, final: true) }
+        return parser.names
+    }
+
+    /// Names for `vendors` from a whole ids file's bytes.
+    static func parse(_ bytes: [UInt8], vendors: Set<UInt16>) -> Names {
+        var parser = Parser(vendors: vendors)
+        _ = parser.lines(bytes, final: true)
+        return parser.names
     }
 
     /// The ids format: `vvvv  Vendor`, then `\tdddd  Device` lines, then
     /// `\t\t` subsystem lines; a line starting with `C ` begins the class list.
-    static func parse(_ bytes: [UInt8], vendors: Set<UInt16>) -> Names {
+    struct Parser {
+        let vendors: Set<UInt16>
         var names = Names()
         var current: UInt16?
-        var lineStart = 0
-        let count = bytes.count
-        while lineStart < count {
-            var lineEnd = lineStart
-            while lineEnd < count && bytes[lineEnd] != 0x0a { lineEnd += 1 }
-            defer { lineStart = lineEnd + 1 }
-            guard lineEnd > lineStart, bytes[lineStart] != 0x23 /* # */ else { continue }
+        /// The class list was reached: nothing more to read.
+        var finished = false
+
+        init(vendors: Set<UInt16>) { self.vendors = vendors }
+
+        /// Parses the complete lines of `bytes` (and, when `final`, a last
+        /// line without a newline); returns how many bytes it consumed.
+        mutating func lines(_ bytes: [UInt8], final: Bool) -> Int {
+            var lineStart = 0
+            let count = bytes.count
+            while lineStart < count && !finished {
+                var lineEnd = lineStart
+                while lineEnd < count && bytes[lineEnd] != 0x0a { lineEnd += 1 }
+                if lineEnd == count && !final { return lineStart }
+                line(bytes, lineStart, lineEnd)
+                lineStart = lineEnd + 1
+            }
+            return min(lineStart, count)
+        }
+
+        mutating func line(_ bytes: [UInt8], _ lineStart: Int, _ lineEnd: Int) {
+            guard lineEnd > lineStart, bytes[lineStart] != 0x23 /* # */ else { return }
             if bytes[lineStart] == 0x09 /* \t */ {
                 guard let vendor = current, lineEnd - lineStart > 6, bytes[lineStart + 1] != 0x09,
-                    let product = hex16(bytes, lineStart + 1)
-                else { continue }
-                names.products[UInt32(vendor) << 16 | UInt32(product)] = text(bytes, lineStart + 5, lineEnd)
+                    let product = DeviceNameDatabase.hex16(bytes, lineStart + 1)
+                else { return }
+                names.products[UInt32(vendor) << 16 | UInt32(product)] = DeviceNameDatabase.text(bytes, lineStart + 5, lineEnd)
             } else {
-                if bytes[lineStart] == 0x43 /* C */ && bytes[lineStart + 1] == 0x20 { break }
+                if bytes[lineStart] == 0x43 /* C */ && lineEnd - lineStart > 1 && bytes[lineStart + 1] == 0x20 {
+                    finished = true
+                    return
+                }
                 current = nil
-                guard let vendor = hex16(bytes, lineStart), vendors.contains(vendor) else { continue }
+                guard let vendor = DeviceNameDatabase.hex16(bytes, lineStart), vendors.contains(vendor) else { return }
                 current = vendor
-                names.vendors[vendor] = text(bytes, lineStart + 4, lineEnd)
+                names.vendors[vendor] = DeviceNameDatabase.text(bytes, lineStart + 4, lineEnd)
             }
         }
-        return names
     }
 
     static func hex16(_ bytes: [UInt8], _ at: Int) -> UInt16? {

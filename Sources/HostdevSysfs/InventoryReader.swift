@@ -22,54 +22,57 @@ public struct InventoryReader: Sendable {
     }
 
     public func read(_ records: consuming [DeviceRecord]) -> Inventory {
-        var devices: [HostDevice] = []
-        var devpaths: [String] = []
-        do {
-            // Scoped: the records and the sparse results are gone before the
-            // tree is ordered (a large host's peak memory is these copies).
-            var seen = Set<String>()
-            let wanted = (consume records).filter { !$0.isVirtual && seen.insert($0.devpath).inserted }
-            let described = describeAll(wanted)
-            devices.reserveCapacity(wanted.count)
-            devpaths.reserveCapacity(wanted.count)
-            for (record, device) in zip(wanted, described) {
-                if let device {
-                    devices.append(device)
-                    devpaths.append(record.devpath)
-                }
-            }
-        }
+        var seen = Set<String>()
+        let wanted = (consume records).filter { !$0.isVirtual && seen.insert($0.devpath).inserted }
+        var (devices, devpaths) = describeAll(wanted)
         assignParents(&devices, devpaths: devpaths)
         assignNames(&devices)
         let groups = iommuGroups(devices)
-        return Inventory(devices: devices, iommuGroups: groups, iommuEnabled: !groups.isEmpty)
+        // Handed over, not shared: the tree order is then applied in place.
+        return Inventory(devices: consume devices, iommuGroups: groups, iommuEnabled: !groups.isEmpty)
     }
 
     // MARK: one device
 
     /// Reads devices on every core: a scan is thousands of small syscalls,
-    /// each device independent of the others.
-    func describeAll(_ records: [DeviceRecord]) -> [HostDevice?] {
+    /// each device independent of the others. The devices that could be
+    /// described, in record order, with their kernel paths. Each worker
+    /// initializes its own slots of the result's storage, which is then
+    /// compacted in place: a large host's devices exist once, never also as
+    /// an array of optionals.
+    func describeAll(_ records: [DeviceRecord]) -> (devices: [HostDevice], devpaths: [String]) {
         let workers = min(max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))), 8, max(1, records.count / 64))
-        guard workers > 1 else { return records.map(describe) }
-        var results = [HostDevice?](repeating: nil, count: records.count)
-        results.withUnsafeMutableBufferPointer { buffer in
-            let slots = Slots(buffer: buffer)
-            DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                var i = worker
-                while i < records.count {
-                    slots.buffer[i] = describe(records[i])
-                    i += workers
+        var described = [Bool](repeating: false, count: records.count)
+        let devices = [HostDevice](unsafeUninitializedCapacity: records.count) { buffer, count in
+            described.withUnsafeMutableBufferPointer { flags in
+                let slots = Slots(buffer: buffer, flags: flags)
+                DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                    var i = worker
+                    while i < records.count {
+                        if let device = describe(records[i]) {
+                            (slots.buffer.baseAddress! + i).initialize(to: device)
+                            slots.flags[i] = true
+                        }
+                        i += workers
+                    }
                 }
             }
+            var kept = 0
+            for i in records.indices where described[i] {
+                if kept != i { (buffer.baseAddress! + kept).moveInitialize(from: buffer.baseAddress! + i, count: 1) }
+                kept += 1
+            }
+            count = kept
         }
-        return results
+        let devpaths = records.indices.filter { described[$0] }.map { records[$0].devpath }
+        return (devices, devpaths)
     }
 
     /// @unchecked: each worker writes only its own indices of the buffer,
     /// and the buffer outlives `concurrentPerform`, which joins all workers.
     struct Slots: @unchecked Sendable {
-        let buffer: UnsafeMutableBufferPointer<HostDevice?>
+        let buffer: UnsafeMutableBufferPointer<HostDevice>
+        let flags: UnsafeMutableBufferPointer<Bool>
     }
 
     func describe(_ record: DeviceRecord) -> HostDevice? {

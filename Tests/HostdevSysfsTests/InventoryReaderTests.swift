@@ -2,7 +2,7 @@
     import Glibc
 #endif
 import HostdevCore
-import HostdevSysfs
+@testable import HostdevSysfs
 import HostdevTestSupport
 import Testing
 
@@ -269,5 +269,23 @@ let noNames = DeviceNameDatabase(searchPaths: ["/nonexistent"])
         refreshed(&inventory, paths: paths)
         #expect(inventory == (try reader.read()))
         #expect(inventory.group(40) == nil)
+    }
+}
+
+/// The ids file is read in 64 KiB chunks; lines cut at a chunk's end must
+/// parse as if the file were read whole. The real hwdata file has dozens of
+/// such cuts.
+@Suite(.enabled(if: access("/usr/share/hwdata/pci.ids", R_OK) == 0 || RealComponent.required, "hwdata missing: apt-get install hwdata"))
+struct DeviceNameFileTests {
+    @Test func chunkedReadEqualsAWholeRead() throws {
+        let path = "/usr/share/hwdata/pci.ids"
+        let whole = try #require(FileTree.read(path))
+        let vendors: Set<UInt16> = [0x8086, 0x10de, 0x1af4, 0x15b3, 0x14e4, 0x1002, 0xffff]
+        let chunked = try #require(DeviceNameDatabase.parseFile(path, vendors: vendors))
+        let reference = DeviceNameDatabase.parse(Array(whole.utf8), vendors: vendors)
+        #expect(chunked.vendors == reference.vendors)
+        #expect(chunked.products == reference.products)
+        #expect(chunked.products.count > 1000)
+        #expect(chunked.vendor(0x1af4) == "Red Hat, Inc.")
     }
 }
