@@ -20,18 +20,7 @@ public struct PCIAddress: Hashable, Comparable, Sendable, Codable, CustomStringC
         // DDDD…:BB:SS.F with a 4- to 8-digit domain.
         let n = utf8.count
         guard n >= 12, n <= 16, utf8[n - 8] == 0x3a, utf8[n - 5] == 0x3a, utf8[n - 2] == 0x2e else { return nil }
-        func number(_ from: Int, _ to: Int) -> UInt32? {
-            var value: UInt32 = 0
-            for i in from..<to {
-                let c = utf8[i] | 0x20  // lower-case letters; digits unchanged
-                switch c {
-                case 0x30...0x39: value = value << 4 | UInt32(c - 0x30)
-                case 0x61...0x66: value = value << 4 | UInt32(c - 0x61 + 10)
-                default: return nil
-                }
-            }
-            return value
-        }
+        func number(_ from: Int, _ to: Int) -> UInt32? { UInt32(hexDigits: utf8[from..<to]) }
         guard let domain = number(0, n - 8), let bus = number(n - 7, n - 5), let slot = number(n - 4, n - 2),
             let function = number(n - 1, n), slot < 32, function < 8
         else { return nil }
@@ -101,11 +90,17 @@ extension FixedWidthInteger {
     /// `0x10de`, `0X10DE` or `10de`: how sysfs, libvirt and manifests write IDs.
     /// Byte-wise: a plan by ID reads two of these per device of the host.
     public init?(hexText: some StringProtocol) {
-        var value: Self = 0
-        var digits = 0
         var utf8 = hexText.utf8[...]
         if utf8.count > 2, utf8.first == 0x30, utf8.dropFirst().first.map({ $0 | 0x20 }) == 0x78 { utf8 = utf8.dropFirst(2) }
-        for byte in utf8 {
+        self.init(hexDigits: utf8)
+    }
+
+    /// Hex digits as ASCII bytes, no prefix: the one hex parser of addresses,
+    /// IDs and the ids files. Nil when empty, on any other byte, or on overflow.
+    public init?(hexDigits bytes: some Collection<UInt8>) {
+        guard !bytes.isEmpty else { return nil }
+        var value: Self = 0
+        for byte in bytes {
             let digit: UInt8
             switch byte {
             case 0x30...0x39: digit = byte - 0x30
@@ -117,9 +112,7 @@ extension FixedWidthInteger {
             let (sum, carry) = shifted.addingReportingOverflow(Self(digit))
             guard !overflow, !carry else { return nil }
             value = sum
-            digits += 1
         }
-        guard digits > 0 else { return nil }
         self = value
     }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import HostdevCore
 import Synchronization
 
 /// Vendor and product names from the `pci.ids` / `usb.ids` files (hwdata),
@@ -133,20 +134,7 @@ public struct DeviceNameDatabase: Sendable {
     }
 
     static func hex16(_ bytes: [UInt8], _ at: Int) -> UInt16? {
-        guard at + 4 <= bytes.count else { return nil }
-        var value: UInt16 = 0
-        for i in at..<at + 4 {
-            let c = bytes[i]
-            let digit: UInt8
-            switch c {
-            case 0x30...0x39: digit = c - 0x30
-            case 0x61...0x66: digit = c - 0x61 + 10
-            case 0x41...0x46: digit = c - 0x41 + 10
-            default: return nil
-            }
-            value = value << 4 | UInt16(digit)
-        }
-        return value
+        at + 4 <= bytes.count ? UInt16(hexDigits: bytes[at..<at + 4]) : nil
     }
 
     static func text(_ bytes: [UInt8], _ from: Int, _ to: Int) -> String {

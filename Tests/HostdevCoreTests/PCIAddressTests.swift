@@ -14,7 +14,7 @@ import Testing
         #expect(PCIAddress(input)?.description == printed)
     }
 
-    @Test(arguments: ["", "0000:01:00", "0000:01:20.0", "0000:01:00.8", "0000:1:00.0", "zz:00.0", "0000:01:00.0.1", "0000:01:00.00"])
+    @Test(arguments: ["", "0000:01:00", "0000:01:20.0", "0000:01:00.8", "0000:1:00.0", "zz:00.0", "0000:01:00.0.1", "0000:01:00.00", "0000:0\u{11}:00.0"])
     func rejects(input: String) {
         #expect(PCIAddress(input) == nil)
     }
