@@ -63,15 +63,12 @@ public final class LibvirtEventSource: @unchecked Sendable {
             sink.continuation.yield(.lifecycle(vm: String(cString: name), event: event))
             return 0
         }
-        let release: virFreeCallback = { opaque in
-            if let opaque { Unmanaged<Sink>.fromOpaque(opaque).release() }
+        callbackID = Self.register(continuation) { sink in
+            virConnectDomainEventRegisterAny(
+                connection.pointer, nil, Int32(VIR_DOMAIN_EVENT_ID_LIFECYCLE.rawValue), CLibvirt_lifecycleCallback(lifecycle),
+                sink, Self.release)
         }
-        let sink = Unmanaged.passRetained(Sink(continuation)).toOpaque()
-        callbackID = virConnectDomainEventRegisterAny(
-            connection.pointer, nil, Int32(VIR_DOMAIN_EVENT_ID_LIFECYCLE.rawValue), CLibvirt_lifecycleCallback(lifecycle),
-            sink, release)
         guard callbackID >= 0 else {
-            Unmanaged<Sink>.fromOpaque(sink).release()
             continuation.finish()
             throw LibvirtError.last("subscribing to domain events on \(connection.uri)")
         }
@@ -80,20 +77,15 @@ public final class LibvirtEventSource: @unchecked Sendable {
             let sink = Unmanaged<Sink>.fromOpaque(opaque).takeUnretainedValue()
             sink.continuation.yield(.nodeDevice(name: String(cString: name), event: event))
         }
-        let nodeDeviceSink = Unmanaged.passRetained(Sink(continuation)).toOpaque()
-        nodeDeviceCallbackID = virConnectNodeDeviceEventRegisterAny(
-            connection.pointer, nil, Int32(VIR_NODE_DEVICE_EVENT_ID_LIFECYCLE.rawValue),
-            CLibvirt_nodeDeviceLifecycleCallback(nodeDevice), nodeDeviceSink, release)
-        if nodeDeviceCallbackID < 0 {
-            // Optional: domain events and udev still drive the daemon.
-            Unmanaged<Sink>.fromOpaque(nodeDeviceSink).release()
+        // Optional: domain events and udev still drive the daemon without it.
+        nodeDeviceCallbackID = Self.register(continuation) { sink in
+            virConnectNodeDeviceEventRegisterAny(
+                connection.pointer, nil, Int32(VIR_NODE_DEVICE_EVENT_ID_LIFECYCLE.rawValue),
+                CLibvirt_nodeDeviceLifecycleCallback(nodeDevice), sink, Self.release)
         }
-        let closeSink = Unmanaged.passRetained(Sink(continuation)).toOpaque()
-        if virConnectRegisterCloseCallback(connection.pointer, Self.closed, closeSink, release) == 0 {
-            closeRegistered = true
-        } else {
-            Unmanaged<Sink>.fromOpaque(closeSink).release()
-        }
+        closeRegistered = Self.register(continuation) { sink in
+            virConnectRegisterCloseCallback(connection.pointer, Self.closed, sink, Self.release)
+        } >= 0
         // Notice a dead libvirtd within seconds even when no call is made.
         _ = virConnectSetKeepAlive(connection.pointer, 5, 3)
     }
@@ -102,6 +94,22 @@ public final class LibvirtEventSource: @unchecked Sendable {
         if callbackID >= 0 { virConnectDomainEventDeregisterAny(connection.pointer, callbackID) }
         if nodeDeviceCallbackID >= 0 { virConnectNodeDeviceEventDeregisterAny(connection.pointer, nodeDeviceCallbackID) }
         if closeRegistered { virConnectUnregisterCloseCallback(connection.pointer, Self.closed) }
+    }
+
+    /// Hands libvirt a retained `Sink` for one callback; libvirt releases it
+    /// through `release` when the callback goes, and on a failed
+    /// registration (a negative result) it is released here.
+    private static func register(
+        _ continuation: AsyncStream<LibvirtEvent>.Continuation, _ body: (UnsafeMutableRawPointer) -> Int32
+    ) -> Int32 {
+        let sink = Unmanaged.passRetained(Sink(continuation)).toOpaque()
+        let result = body(sink)
+        if result < 0 { Unmanaged<Sink>.fromOpaque(sink).release() }
+        return result
+    }
+
+    private static let release: virFreeCallback = { opaque in
+        if let opaque { Unmanaged<Sink>.fromOpaque(opaque).release() }
     }
 
     /// One function for register and unregister: libvirt matches them by pointer.
