@@ -26,10 +26,14 @@ public struct HostdevDaemon: Service {
 
     /// The work queue and the loop's wake-up, shared with the event tasks.
     final class Queue: Sendable {
-        let state = Mutex(WorkQueue<ReconcileKey>())
-        /// When the oldest waiting key came (monotonic ms): how long a batch
-        /// waited before its reconcile began, for the log and status.
-        private let since = Mutex<Double?>(nil)
+        struct State {
+            var keys = WorkQueue<ReconcileKey>()
+            /// When the oldest waiting key came (monotonic ms): how long a
+            /// batch waited before its reconcile began, for the debug log.
+            var since: Double?
+        }
+
+        private let state = Mutex(State())
         let wake: AsyncStream<Void>
         let continuation: AsyncStream<Void>.Continuation
 
@@ -37,19 +41,27 @@ public struct HostdevDaemon: Service {
 
         func add(_ key: ReconcileKey) {
             let now = PhaseClock.now()
-            since.withLock { $0 = $0 ?? now }
-            state.withLock { $0.add(key) }
+            state.withLock {
+                $0.keys.add(key)
+                $0.since = $0.since ?? now
+            }
             continuation.yield()
         }
 
         /// The next batch and how long its oldest key waited (ms).
         func next() -> (Set<ReconcileKey>, waited: Double)? {
-            guard let batch = state.withLock({ $0.next() }) else { return nil }
-            let first = since.withLock { first in
-                defer { first = nil }
-                return first
+            let taken = state.withLock { state -> (Set<ReconcileKey>, Double?)? in
+                guard let batch = state.keys.next() else { return nil }
+                defer { state.since = nil }
+                return (batch, state.since)
             }
-            return (batch, first.map { PhaseClock.now() - $0 } ?? 0)
+            guard let (batch, since) = taken else { return nil }
+            return (batch, since.map { PhaseClock.now() - $0 } ?? 0)
+        }
+
+        /// Ends the running batch; the delay before failed keys come back, if any failed.
+        func done(failed: Set<ReconcileKey>) -> Duration? {
+            state.withLock { $0.keys.done(failed: failed) }
         }
     }
 
@@ -107,7 +119,7 @@ public struct HostdevDaemon: Service {
                     if stopping.load(ordering: .relaxed) { break }
                     while let (batch, waited) = queue.next() {
                         let outcome = reconciler.reconcile(batch, queued: waited)
-                        let retry = queue.state.withLock { $0.done(failed: outcome.failed ? batch : []) }
+                        let retry = queue.done(failed: outcome.failed ? batch : [])
                         if !ready {
                             notifier.notify("READY=1\nSTATUS=\(outcome.summary)")
                             logger.info("ready: \(outcome.summary)")
