@@ -123,6 +123,13 @@ public enum DeviceSelector: Sendable, Hashable, CustomStringConvertible {
         case .usbAddress(let bus, let device): return "usb bus \(bus) device \(device)"
         }
     }
+
+    public var isUSB: Bool {
+        switch self {
+        case .usbID, .usbAddress: return true
+        case .pci, .pciID: return false
+        }
+    }
 }
 
 public struct DeviceClaim: Sendable, Equatable {

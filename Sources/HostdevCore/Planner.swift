@@ -90,10 +90,11 @@ struct Planning {
     /// Each claim resolved against the inventory.
     mutating func resolveClaims() -> [(Binding, DeviceClaim, PCIAddress)] {
         var resolved: [(Binding, DeviceClaim, PCIAddress)] = []
-        let claims = manifest.bindings.flatMap(\.devices)
-        let usbDevices = claims.contains(where: { if case .usbID = $0.selector { true } else if case .usbAddress = $0.selector { true } else { false } }) ? inventory.devices.filter { $0.capability == .usbDevice } : []
+        // The USB list and the ID index cost a pass over the host: only when a claim needs them.
+        let selectors = manifest.bindings.flatMap(\.devices).map(\.selector)
+        let usbDevices = selectors.contains(where: \.isUSB) ? inventory.devices.filter { $0.capability == .usbDevice } : []
         var pciByID: [UInt32: [PCIAddress]] = [:]
-        if claims.contains(where: { if case .pciID = $0.selector { true } else { false } }) {
+        if selectors.contains(where: { if case .pciID = $0 { true } else { false } }) {
             for device in inventory.devices {
                 guard let address = device.pci?.address, let vendor = device.vendorID.flatMap({ UInt16(hexText: $0) }),
                     let product = device.productID.flatMap({ UInt16(hexText: $0) })

@@ -88,3 +88,15 @@ func diagnostics(_ yaml: String) -> [String] {
         #expect(diagnostics(yaml) == expected)
     }
 }
+
+@Suite struct DeviceSelectorTests {
+    @Test(arguments: [
+        (DeviceSelector.pci(PCIAddress("0000:01:00.0")!), false),
+        (.pciID(vendor: 0x10de, device: 0x1b80, index: nil), false),
+        (.usbID(vendor: 0x046d, product: 0xc52b, index: 0), true),
+        (.usbAddress(bus: 1, device: 4), true),
+    ])
+    func usbOrNot(selector: DeviceSelector, usb: Bool) {
+        #expect(selector.isUSB == usb)
+    }
+}
