@@ -70,6 +70,7 @@ public struct HostdevDaemon: Service {
         let queue = Queue()
         let stopping = Atomic<Bool>(false)
         let reconciler = Reconciler(configuration: configuration, logger: logger)
+        let thread = SerialThread()
         reconciler.shouldStop = { stopping.load(ordering: .relaxed) }
         let monitor: UdevMonitor?
         do {
@@ -88,6 +89,11 @@ public struct HostdevDaemon: Service {
                 if let monitor {
                     group.addTask {
                         for await event in monitor.events {
+                            if event.isOverflow {
+                                logger.warning("udev events were lost (the monitor's buffer overflowed); reading the whole host again")
+                                queue.add(.all)
+                                continue
+                            }
                             logger.debug("udev \(event.action) \(event.subsystem) \(event.devpath) seqnum \(event.seqnum)")
                             queue.add(.device(subsystem: event.subsystem, devpath: event.devpath))
                         }
@@ -115,11 +121,24 @@ public struct HostdevDaemon: Service {
                 // reconcile (it is the first reconcile), then READY=1.
                 queue.add(.all)
                 var ready = false
+                // The earliest pending wake-up for devices in backoff.
+                var retryAt: ContinuousClock.Instant?
                 for await _ in queue.wake {
                     if stopping.load(ordering: .relaxed) { break }
                     while let (batch, waited) = queue.next() {
-                        let outcome = reconciler.reconcile(batch, queued: waited)
+                        // On a thread of its own: a pass blocks in flock, libvirt and sysfs.
+                        let outcome = await thread.run { reconciler.reconcile(batch, queued: waited) }
                         let retry = queue.done(failed: outcome.failed ? batch : [])
+                        if let delay = outcome.retryAfter {
+                            let at = ContinuousClock.now + delay
+                            if retryAt.map({ at < $0 || $0 < .now }) ?? true {
+                                retryAt = at
+                                group.addTask {
+                                    try await Task.sleep(until: at)
+                                    queue.add(.retry)
+                                }
+                            }
+                        }
                         if !ready {
                             notifier.notify("READY=1\nSTATUS=\(outcome.summary)")
                             logger.info("ready: \(outcome.summary)")

@@ -2,6 +2,7 @@
     import Glibc
 #endif
 import FoundationEssentials
+import Synchronization
 
 /// `sd_notify` without libsystemd: one datagram to `$NOTIFY_SOCKET`
 /// (`READY=1`, `STATUS=…`, `STOPPING=1`). Does nothing outside systemd.
@@ -39,50 +40,110 @@ public struct SystemdNotifier: Sendable {
 
 /// Watches the manifest's directory with inotify: editors and `git pull`
 /// replace the file by rename, which a watch on the file itself would lose.
-/// Its thread sleeps in read(2) until something happens there.
+/// Its thread sleeps in poll(2) until something happens there or `stop`
+/// wakes it; the thread closes the descriptors itself when it leaves, so
+/// no descriptor is closed under a read in progress.
 public final class ManifestWatcher: @unchecked Sendable {
-    // @unchecked: the fd is read only by the watcher thread; stop() closes
-    // the watch, which ends the thread's read.
+    // @unchecked: the inotify fd is used only by the watcher thread; stop()
+    // only writes to the eventfd.
 
     public let changes: AsyncStream<Void>
-    private let fd: Int32
-    private let name: String
+    /// The write end of the pipe whose read end the thread polls.
+    private let wake: Int32
 
     public init(path: String) throws {
         let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
-        name = path.contains("/") ? String(path[path.index(after: path.lastIndex(of: "/")!)...]) : path
-        fd = inotify_init1(Int32(IN_CLOEXEC))
+        let name = path.contains("/") ? String(path[path.index(after: path.lastIndex(of: "/")!)...]) : path
+        let fd = inotify_init1(Int32(IN_CLOEXEC))
         guard fd >= 0 else { throw StateError(description: "inotify_init1 failed: \(String(cString: strerror(errno)))") }
         let mask = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM)
         guard inotify_add_watch(fd, directory.isEmpty ? "/" : directory, mask) >= 0 else {
             close(fd)
             throw StateError(description: "cannot watch \(directory): \(String(cString: strerror(errno))); does the manifest's directory exist?")
         }
+        var pipeFDs: [Int32] = [0, 0]
+        guard pipe(&pipeFDs) == 0 else {
+            close(fd)
+            throw StateError(description: "pipe2 failed: \(String(cString: strerror(errno)))")
+        }
+        for end in pipeFDs { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+        let wake = pipeFDs[0]
+        self.wake = pipeFDs[1]
         let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         changes = stream
-        let fd = self.fd
-        let name = self.name
         detachedThread {
+            defer {
+                close(fd)
+                close(wake)
+                continuation.finish()
+            }
+            // The write end stays open for the process's life: stop() may
+            // come after the thread left.
             var buffer = [UInt8](repeating: 0, count: 8192)
+            var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
             while true {
+                let ready = poll(&fds, 2, -1)
+                if ready < 0 && errno == EINTR { continue }
+                guard ready > 0, fds[1].revents == 0 else { return }
                 let n = read(fd, &buffer, buffer.count)
                 if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { break }
-                var offset = 0
-                var relevant = false
-                while offset + 16 <= n {
-                    let length = Int(buffer[offset + 12]) | Int(buffer[offset + 13]) << 8 | Int(buffer[offset + 14]) << 16 | Int(buffer[offset + 15]) << 24
-                    let nameBytes = buffer[(offset + 16)..<min(offset + 16 + length, n)].prefix { $0 != 0 }
-                    if String(decoding: nameBytes, as: UTF8.self) == name { relevant = true }
-                    offset += 16 + length
-                }
-                if relevant { continuation.yield() }
+                guard n > 0 else { return }
+                if Self.names(buffer[0..<n]).contains(name) { continuation.yield() }
             }
-            continuation.finish()
         }
     }
 
-    public func stop() { close(fd) }
+    /// The file names in a buffer of inotify events.
+    static func names(_ events: ArraySlice<UInt8>) -> [String] {
+        var names: [String] = []
+        var offset = events.startIndex
+        while offset + 16 <= events.endIndex {
+            let length = Int(events[offset + 12]) | Int(events[offset + 13]) << 8 | Int(events[offset + 14]) << 16 | Int(events[offset + 15]) << 24
+            let nameBytes = events[(offset + 16)..<min(offset + 16 + length, events.endIndex)].prefix { $0 != 0 }
+            names.append(String(decoding: nameBytes, as: UTF8.self))
+            offset += 16 + length
+        }
+        return names
+    }
+
+    /// Ends `changes`; the thread wakes, closes its descriptors and exits.
+    public func stop() {
+        var one: UInt8 = 1
+        _ = write(wake, &one, 1)
+    }
+}
+
+/// One OS thread that runs submitted jobs in order. A reconcile pass blocks
+/// (flock, libvirt calls, sysfs writes the kernel may hold, polling a
+/// driver link) and must not occupy one of Swift's cooperative threads: on
+/// two cores that would starve signal handling and the udev stream.
+public final class SerialThread: @unchecked Sendable {
+    // @unchecked: `jobs` is a Mutex; `ready` is a POSIX semaphore, which is
+    // thread-safe by definition; both live as long as the process.
+    private let jobs = Mutex<[@Sendable () -> Void]>([])
+    private let ready: UnsafeMutablePointer<sem_t>
+
+    public init() {
+        ready = .allocate(capacity: 1)
+        sem_init(ready, 0, 0)
+        detachedThread { [self] in loop() }
+    }
+
+    private func loop() -> Never {
+        while true {
+            while sem_wait(ready) != 0 {}
+            let job = jobs.withLock { $0.removeFirst() }
+            job()
+        }
+    }
+
+    /// Runs `body` on the thread; the caller's task waits without blocking a thread.
+    public func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            jobs.withLock { $0.append { continuation.resume(returning: body()) } }
+            sem_post(ready)
+        }
+    }
 }
 
 /// Runs `body` on a detached thread of its own: for loops that block in a

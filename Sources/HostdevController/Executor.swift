@@ -15,78 +15,127 @@ public enum StepOutcome: Sendable, Equatable {
     case done
     case skipped(String)
     case failed(String)
+
+    public var isFailure: Bool { if case .failed = self { return true } else { return false } }
 }
 
-/// Runs a plan step by step. Before each step it writes the intent (and,
-/// for a bind, the driver to give back) to the ledger; after it, the
-/// outcome. A step that fails is reported and the steps that depend on the
-/// same device are skipped; the rest still run.
+/// Runs a plan step by step. A driver move holds the state lock only
+/// around itself: the ledger is re-read under the lock, the step's facts are
+/// checked again (the device is still where the plan saw it; nothing on the
+/// host uses it now), the intent and the driver to give back are journaled,
+/// the move is made, the outcome journaled. Domain edits go to libvirt with
+/// no lock held: libvirtd runs the QEMU hook while it holds a domain, and the
+/// hook needs the lock. A step that fails skips the later steps of the same
+/// device; the rest still run.
 public struct Executor {
     public let drivers: PCIDriverControl
     public let domains: (any DomainEditor)?
     public let store: LedgerStore
-    /// Called after each step is saved: the test seam for crash injection,
-    /// and where `apply` prints progress.
+    /// How long a driver move waits for the state lock (nil: as long as it takes).
+    public var lockTimeout: Duration?
+    /// The host's uses of one device, read now: checked right before a bind.
+    public var hostUses: (PCIAddress) -> [HostUse]
+    /// Processes that hold a VFIO group open (`/dev/vfio/N`), read now:
+    /// unbinding vfio-pci from a held device blocks in the kernel until they
+    /// let go, so such a release is refused instead.
+    public var groupHolders: (PCIAddress) -> [String]
+    /// Called after each step: where `apply` prints progress and the daemon logs.
     public var afterStep: (Int, Step, StepOutcome) -> Void
     /// Asked before each step: true stops the run there (SIGTERM finishes
     /// the step in flight, then stops; the next run picks up the rest).
     public var shouldStop: () -> Bool
 
     public init(
-        drivers: PCIDriverControl, domains: (any DomainEditor)?, store: LedgerStore,
+        drivers: PCIDriverControl, domains: (any DomainEditor)?, store: LedgerStore, lockTimeout: Duration? = nil,
+        hostUses: @escaping (PCIAddress) -> [HostUse] = { _ in [] },
+        groupHolders: @escaping (PCIAddress) -> [String] = { _ in [] },
         afterStep: @escaping (Int, Step, StepOutcome) -> Void = { _, _, _ in }, shouldStop: @escaping () -> Bool = { false }
     ) {
         self.drivers = drivers
         self.domains = domains
         self.store = store
+        self.lockTimeout = lockTimeout
+        self.hostUses = hostUses
+        self.groupHolders = groupHolders
         self.afterStep = afterStep
         self.shouldStop = shouldStop
     }
 
-    /// Runs `plan` against `ledger`, saving it as it goes; returns each step's outcome.
-    public func run(_ plan: Plan, ledger: inout Ledger) throws -> [StepOutcome] {
+    /// Runs `plan`'s steps; returns each step's outcome (a step not reached
+    /// because of `shouldStop` has none). Throws only when the state
+    /// directory cannot be used at all.
+    public func run(_ plan: Plan) throws -> [StepOutcome] {
         var failed = Set<String>()
         var outcomes: [StepOutcome] = []
-        // An intent left by a run that stopped mid-step: the plan was made
-        // from the host as it is now, so it already finishes or undoes it.
-        if ledger.intent != nil {
-            ledger.intent = nil
-            try store.save(ledger)
-        }
         for (index, step) in plan.steps.enumerated() {
             if shouldStop() { break }
-            let key = Self.deviceKey(step.action)
+            let key = step.action.deviceKey
             let outcome: StepOutcome
-            if let key, failed.contains(key) {
+            if failed.contains(key) {
                 outcome = .skipped("an earlier step for \(key) failed")
+            } else if step.action.movesDriver {
+                outcome = try store.withLock(timeout: lockTimeout) { try move(step.action) }
             } else {
-                ledger.intent = step.action
-                if case .bind(let address, _, let vm) = step.action, ledger.devices[address] == nil {
-                    // Recorded before the driver moves: after a crash the
-                    // ledger still knows which driver to give back.
-                    ledger.devices[address] = Ledger.Entry(originalDriver: drivers.driver(of: address), vm: vm)
-                }
-                try store.save(ledger)
-                do {
-                    try perform(step.action, ledger: &ledger)
-                    outcome = .done
-                } catch {
-                    outcome = .failed(String(describing: error))
-                    if let key { failed.insert(key) }
-                    if case .bind(let address, _, _) = step.action, drivers.driver(of: address) != "vfio-pci",
-                        ledger.devices[address]?.originalDriver == drivers.driver(of: address)
-                    {
-                        // The bind rolled back to the original driver: nothing to give back.
-                        ledger.devices[address] = nil
-                    }
-                }
-                ledger.intent = nil
-                try store.save(ledger)
+                outcome = edit(step.action)
             }
+            if outcome.isFailure { failed.insert(key) }
             outcomes.append(outcome)
             afterStep(index, step, outcome)
         }
         return outcomes
+    }
+
+    /// One driver move, under the lock.
+    func move(_ action: Action) throws -> StepOutcome {
+        var ledger = try store.load()
+        if let stale = recheck(action, ledger: ledger) { return stale }
+        ledger.intent = action
+        if case .bind(let address, _, let vm) = action, ledger.devices[address] == nil {
+            // Recorded before the driver moves: after a crash the ledger
+            // still knows which driver to give back.
+            ledger.devices[address] = Ledger.Entry(originalDriver: drivers.driver(of: address), vm: vm)
+        }
+        try store.save(ledger)
+        let outcome: StepOutcome
+        do {
+            try perform(action, ledger: &ledger)
+            outcome = .done
+        } catch {
+            outcome = .failed(String(describing: error))
+            if case .bind(let address, _, _) = action, drivers.driver(of: address) != Planner.vfioDriver,
+                ledger.devices[address]?.originalDriver == drivers.driver(of: address)
+            {
+                // The bind rolled back to the original driver: nothing to give back.
+                ledger.devices[address] = nil
+            }
+        }
+        ledger.intent = nil
+        try store.save(ledger)
+        return outcome
+    }
+
+    /// The facts a driver move depends on, read again under the lock: the
+    /// plan was made without it, and the hook or `apply` may have moved the
+    /// device since. Returns why the step no longer applies, if it does not.
+    func recheck(_ action: Action, ledger: Ledger) -> StepOutcome? {
+        switch action {
+        case .bind(let address, let driver, _):
+            guard drivers.exists(address) else { return .failed("\(address) is no longer present") }
+            if drivers.driver(of: address) == driver { return .skipped("\(address) is already on \(driver)") }
+            let uses = hostUses(address)
+            if !uses.isEmpty {
+                return .failed("\(address) is needed by the host now: \(uses.map(\.reason).joined(separator: "; ")); not bound")
+            }
+        case .restore(let address, _):
+            guard drivers.exists(address), drivers.driver(of: address) == Planner.vfioDriver else { return nil }
+            let holders = groupHolders(address)
+            if !holders.isEmpty {
+                return .failed(
+                    "\(address)'s VFIO group is held open by \(holders.joined(separator: ", ")); unbinding it would block until they let go, so it is not released now")
+            }
+        case .setNumVFs, .attachConfig, .detachConfig, .attachLive, .detachLive: break
+        }
+        return nil
     }
 
     func perform(_ action: Action, ledger: inout Ledger) throws {
@@ -100,24 +149,40 @@ public struct Executor {
             ledger.devices[address] = nil
         case .setNumVFs(let pf, let count):
             try drivers.setNumVFs(pf, count)
-        case .attachConfig(let vm, let entry): try editor().attach(entry, to: vm, live: false)
-        case .detachConfig(let vm, let entry): try editor().detach(entry, from: vm, live: false)
-        case .attachLive(let vm, let entry): try editor().attach(entry, to: vm, live: true)
-        case .detachLive(let vm, let entry): try editor().detach(entry, from: vm, live: true)
+        case .attachConfig, .detachConfig, .attachLive, .detachLive:
+            preconditionFailure("domain edits are not driver moves")
         }
     }
 
-    func editor() throws -> any DomainEditor {
-        guard let domains else { throw StateError(description: "libvirt is not connected; domain edits were not made") }
-        return domains
+    /// One domain edit, through libvirt, with no lock held.
+    func edit(_ action: Action) -> StepOutcome {
+        guard let domains else { return .failed("libvirt is not connected; the domain was not changed") }
+        do {
+            switch action {
+            case .attachConfig(let vm, let entry): try domains.attach(entry, to: vm, live: false)
+            case .detachConfig(let vm, let entry): try domains.detach(entry, from: vm, live: false)
+            case .attachLive(let vm, let entry): try domains.attach(entry, to: vm, live: true)
+            case .detachLive(let vm, let entry): try domains.detach(entry, from: vm, live: true)
+            case .bind, .restore, .setNumVFs: preconditionFailure("driver moves are not domain edits")
+            }
+            return .done
+        } catch {
+            return .failed(String(describing: error))
+        }
     }
 
-    /// The device a step is about, so a failure skips its later steps.
-    static func deviceKey(_ action: Action) -> String? {
-        switch action {
-        case .bind(let a, _, _), .restore(let a, _): return "pci \(a)"
-        case .attachConfig(_, let e), .detachConfig(_, let e), .attachLive(_, let e), .detachLive(_, let e): return e.description
-        case .setNumVFs(let pf, _): return "sriov \(pf)"
+    /// After a pass: saves what the plan says the ledger should remember of
+    /// `live: true` bindings, and clears an interrupted step's intent that
+    /// the pass's plan was made with (it finished or undid it), under the
+    /// lock, when anything changed.
+    public func settle(liveVMs: Set<String>, interrupted: Action?) throws {
+        try store.withLock(timeout: lockTimeout) {
+            var ledger = try store.load()
+            let clearIntent = interrupted != nil && ledger.intent == interrupted
+            guard ledger.liveVMs != liveVMs || clearIntent else { return }
+            ledger.liveVMs = liveVMs
+            if clearIntent { ledger.intent = nil }
+            try store.save(ledger)
         }
     }
 }

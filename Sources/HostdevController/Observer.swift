@@ -18,7 +18,8 @@ public struct HostSources: Sendable {
 }
 
 /// Assembles one `ObservedHost` from the adapters. libvirt being away is
-/// not fatal: the observation says so and the plan leaves domains alone.
+/// not fatal, and not "every VM is off": the observation says its domains
+/// are unknown, and the planner acts on nothing that depends on them.
 public struct Observer {
     public let sources: HostSources
     public var connection: LibvirtConnection?
@@ -31,13 +32,21 @@ public struct Observer {
     public func observe(warn: (String) -> Void = { _ in }) throws -> ObservedHost {
         let reader = InventoryReader(root: sources.sysfsRoot)
         let inventory = sources.useUdev ? reader.read(try UdevEnumerator().records()) : try reader.read()
-        let hostUses = HostUseScanner(root: sources.sysfsRoot).scan(inventory)
+        let (domains, coverage) = self.domains()
+        if case .unreachable(let why) = coverage { warn("warning: libvirt unreachable: \(why); nothing that depends on a VM's state is planned") }
+        return ObservedHost(inventory: inventory, domains: domains, hostUses: hostUses(inventory), coverage: coverage)
+    }
+
+    /// The host's uses of its devices, read afresh: never cached between passes.
+    public func hostUses(_ inventory: Inventory) -> [HostUse] { HostUseScanner(root: sources.sysfsRoot).scan(inventory) }
+
+    /// Every domain, or why they are unknown.
+    public func domains() -> ([DomainState], DomainCoverage) {
         do {
             let connection = try self.connection ?? LibvirtConnection(uri: sources.libvirtURI)
-            return ObservedHost(inventory: inventory, domains: try connection.domains(), hostUses: hostUses)
+            return (try connection.domains(), .all)
         } catch {
-            warn("warning: \(error); planning without domain state")
-            return ObservedHost(inventory: inventory, hostUses: hostUses, libvirtReachable: false)
+            return ([], .unreachable(String(describing: error)))
         }
     }
 }

@@ -34,10 +34,11 @@ public struct DaemonConfiguration: Sendable {
 
 /// One reconcile pass of the daemon: re-read the manifest (keeping the last
 /// good one when the new text is bad), observe, plan, act, report. Level
-/// triggered: the keys only say why it runs.
+/// triggered: the keys only say why it runs. Observing and domain edits
+/// hold no lock; each driver move holds the state lock only around itself.
 public final class Reconciler: @unchecked Sendable {
-    // @unchecked: used by the daemon's single reconcile loop only (the work
-    // queue never runs two at once); `connection` is reset from that loop too.
+    // @unchecked: used by the daemon's single reconcile thread only (the
+    // work queue never runs two passes at once).
 
     public let configuration: DaemonConfiguration
     let logger: Logger
@@ -45,11 +46,24 @@ public final class Reconciler: @unchecked Sendable {
     var manifestError: String?
     public var connection: LibvirtConnection?
     public private(set) var reconciles = 0
-    /// The host as last observed, kept up to date by events between full
-    /// resyncs (an informer cache): a hotplug event re-reads one device.
+    /// The host's devices and domains as last observed, kept up to date by
+    /// events between full resyncs (an informer cache): a hotplug event
+    /// re-reads one device. Host uses are never taken from it: they are
+    /// read afresh on every pass.
     var cache: ObservedHost?
+    /// Failed steps, by device: a device is tried again at its retry time,
+    /// not whenever an event (its own rollback's uevents) wakes the loop.
+    public private(set) var backoff = Backoff()
+    /// Wall-clock seconds since the epoch; tests inject a clock.
+    public var now: @Sendable () -> Double = { Double(time(nil)) }
+    /// How long a driver move waits for the state lock.
+    public var lockTimeout: Duration? = .seconds(30)
+    /// Where sysfs writes go: the kernel (nil), or a fake one in tests.
+    public var writer: (any SysfsWriter)?
     /// Checked before each step: SIGTERM finishes the step in flight and stops.
     public var shouldStop: @Sendable () -> Bool = { false }
+    /// When the daemon started, for status readers to tell a stale file.
+    let started = ProcessStart.current()
 
     public init(configuration: DaemonConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -57,8 +71,15 @@ public final class Reconciler: @unchecked Sendable {
     }
 
     public struct Outcome: Sendable {
+        /// The pass itself failed or libvirt is away: the queue retries its keys with backoff.
         public var failed: Bool
         public var summary: String
+        /// When a device held back by its backoff may be tried again.
+        public var retryAfter: Duration?
+    }
+
+    var sources: HostSources {
+        HostSources(sysfsRoot: configuration.sysfsRoot, useUdev: configuration.sysfsRoot.path == "/", libvirtURI: configuration.libvirtURI)
     }
 
     /// `queued`: how long the batch's oldest key waited for this pass (ms).
@@ -68,61 +89,58 @@ public final class Reconciler: @unchecked Sendable {
         loadManifest()
         guard let manifest = lastGood else {
             let summary = "waiting for a valid manifest at \(configuration.manifestPath)"
+                + (manifestError.map { ": \($0.split(separator: "\n").first ?? "")" } ?? "")
             writeStatus(plan: nil, summary: summary, keys: keys, failedSteps: 0)
             return Outcome(failed: false, summary: summary)
         }
         let store = LedgerStore(directory: configuration.stateDirectory)
         do {
-            return try store.withLock {
-                if connection == nil { connection = try? LibvirtConnection(uri: configuration.libvirtURI) }
-                let sources = HostSources(sysfsRoot: configuration.sysfsRoot, useUdev: configuration.sysfsRoot.path == "/", libvirtURI: configuration.libvirtURI)
-                let observer = Observer(sources: sources, connection: connection)
-                // The cache is used in place, never copied into a local: a
-                // hotplug event then updates a large host's device list
-                // without copying it.
-                try refreshCache(keys, observer)
-                if cache?.libvirtReachable == false, connection != nil {
-                    // The connection died (libvirtd restarted): one fresh try now.
-                    connection = try? LibvirtConnection(uri: configuration.libvirtURI)
-                    cache = nil
-                    try refreshCache([.all], Observer(sources: sources, connection: connection))
-                }
-                let libvirtMissing = cache?.libvirtReachable != true
-                if libvirtMissing { connection = nil }
-                var ledger = try store.load()
-                clock.lap("observe")
-                var plan = Planner.plan(manifest: manifest, observed: cache!, ledger: ledger)
-                clock.lap("plan")
-                var failedSteps = 0
-                if !plan.isEmpty {
-                    logger.info("reconcile (\(Self.triggers(keys).joined(separator: ", "))): \(plan.steps.count) step(s)")
-                    let stop = shouldStop
-                    // Test-only fault injection: die as a crash would, after step N.
-                    let faultAfter = ProcessInfo.processInfo.environment["HOSTDEV_FAULT_KILL_AFTER_STEP"].flatMap { Int($0) }
-                    let executor = Executor(
-                        drivers: PCIDriverControl(root: configuration.sysfsRoot), domains: connection, store: store,
-                        afterStep: { [logger] index, step, outcome in
-                            switch outcome {
-                            case .done: logger.info("\(step.action.summary): \(step.reason)")
-                            case .skipped(let why): logger.warning("skipped \(step.action.summary): \(why)")
-                            case .failed(let error): logger.error("\(step.action.summary) failed: \(error)")
-                            }
-                            if faultAfter == index + 1 { kill(getpid(), SIGKILL) }
-                        }, shouldStop: stop)
-                    let outcomes = try executor.run(plan, ledger: &ledger)
-                    failedSteps = outcomes.filter { if case .failed = $0 { return true } else { return false } }.count
-                    clock.lap("act")
-                    try refreshCache(Self.touched(by: plan, reader: InventoryReader(root: configuration.sysfsRoot)), observer)
-                    plan = Planner.plan(manifest: manifest, observed: cache!, ledger: ledger)
-                    clock.lap("re-plan")
-                }
-                let summary = Self.summary(plan, failedSteps: failedSteps) + (libvirtMissing ? "; libvirt unreachable, retrying" : "")
-                writeStatus(plan: plan, summary: summary, keys: keys, failedSteps: failedSteps, duration: clock.totalMilliseconds)
-                clock.lap("report")
-                logger.debug("reconcile (\(Self.triggers(keys).joined(separator: ", "))) took \(clock.description)")
-                // libvirt away counts as a failure: the queue retries with backoff.
-                return Outcome(failed: failedSteps > 0 || libvirtMissing, summary: summary)
+            if connection == nil { connection = try? LibvirtConnection(uri: configuration.libvirtURI) }
+            var observer = Observer(sources: sources, connection: connection)
+            try refreshCache(keys, observer)
+            if cache!.coverage != .all, connection != nil {
+                // The connection died (libvirtd restarted): one fresh try now.
+                connection = try? LibvirtConnection(uri: configuration.libvirtURI)
+                observer.connection = connection
+                refreshDomains([.all], observer)
             }
+            let libvirtMissing = cache!.coverage != .all
+            if libvirtMissing { connection = nil }
+            cache!.hostUses = observer.hostUses(cache!.inventory)
+            let ledger = try store.load()
+            clock.lap("observe")
+            var plan = Planner.plan(manifest: manifest, observed: cache!, ledger: ledger, backoff: backoff, now: now())
+            clock.lap("plan")
+            var failedSteps = 0
+            let executor = makeExecutor(store, observer)
+            if !plan.isEmpty {
+                logger.info("reconcile (\(Self.triggers(keys).joined(separator: ", "))): \(plan.steps.count) step(s)")
+                let outcomes = try executor.run(plan)
+                for (step, outcome) in zip(plan.steps, outcomes) {
+                    switch outcome {
+                    case .done: backoff.succeeded(step.action.deviceKey)
+                    // A step skipped after its device's failure forgives nothing.
+                    case .skipped: break
+                    case .failed(let error): backoff.failed(step.action.deviceKey, error: error, now: now())
+                    }
+                }
+                failedSteps = outcomes.filter(\.isFailure).count
+                clock.lap("act")
+                try refreshCache(Self.touched(by: plan, reader: InventoryReader(root: configuration.sysfsRoot)), observer)
+                cache!.hostUses = observer.hostUses(cache!.inventory)
+                plan = Planner.plan(manifest: manifest, observed: cache!, ledger: try store.load(), backoff: backoff, now: now())
+                clock.lap("re-plan")
+            }
+            if plan.liveVMs != ledger.liveVMs || ledger.intent != nil {
+                try executor.settle(liveVMs: plan.liveVMs, interrupted: ledger.intent)
+            }
+            let summary = Self.summary(plan, failedSteps: failedSteps) + (libvirtMissing ? "; libvirt unreachable, retrying" : "")
+                + (manifestError.map { "; manifest rejected, the last good one is in force: \($0.split(separator: "\n").first ?? "")" } ?? "")
+            writeStatus(plan: plan, summary: summary, keys: keys, failedSteps: failedSteps, duration: clock.totalMilliseconds)
+            clock.lap("report")
+            logger.debug("reconcile (\(Self.triggers(keys).joined(separator: ", "))) took \(clock.description)")
+            let retry = backoff.nextRetry(after: now()).map { Duration.milliseconds(Int64(max(($0 - now()) * 1000, 1))) }
+            return Outcome(failed: libvirtMissing, summary: summary, retryAfter: retry)
         } catch {
             cache = nil
             logger.error("reconcile failed: \(error)")
@@ -131,13 +149,23 @@ public final class Reconciler: @unchecked Sendable {
         }
     }
 
+    func makeExecutor(_ store: LedgerStore, _ observer: Observer) -> Executor {
+        Controller(sources: sources, stateDirectory: configuration.stateDirectory, lockTimeout: lockTimeout, writer: writer).executor(
+            domains: connection,
+            afterStep: { [logger] _, step, outcome in
+                switch outcome {
+                case .done: logger.info("\(step.action.summary): \(step.reason)")
+                case .skipped(let why): logger.warning("skipped \(step.action.summary): \(why)")
+                case .failed(let error): logger.error("\(step.action.summary) failed: \(error)")
+                }
+            }, shouldStop: shouldStop)
+    }
+
     /// A full observation at start, on resync and whenever the cache is in
     /// doubt; otherwise just the devices and VMs that changed, in place.
     /// On an error the cache is dropped: the next pass observes afresh.
     func refreshCache(_ keys: Set<ReconcileKey>, _ observer: Observer) throws {
-        guard cache != nil, !keys.contains(.all), cache!.libvirtReachable, let connection else {
-            return try observeAll(observer)
-        }
+        guard cache != nil, !keys.contains(.all) else { return try observeAll(observer) }
         // Taken out of the optional so that it is uniquely referenced.
         var observed = cache.take()!
         var changes: [(subsystem: String, devpath: String)] = []
@@ -151,15 +179,32 @@ public final class Reconciler: @unchecked Sendable {
                     return try observeAll(observer)
                 }
                 changes.append(change)
-            case .vm(let name):
-                observed.domains.removeAll { $0.name == name }
-                if let domain = try connection.domain(named: name) { observed.domains.append(domain) }
-            case .all, .manifest: break
+            case .all, .manifest, .vm, .retry: break
             }
         }
         if !changes.isEmpty { reader.refresh(&observed.inventory, changes: changes) }
-        observed.domains.sort { $0.name < $1.name }
         cache = observed
+        refreshDomains(keys, observer)
+    }
+
+    /// The domains the keys name, or all of them when the cache does not
+    /// know them all. A libvirt error makes every domain unknown: a VM the
+    /// cache says is off may have started meanwhile.
+    func refreshDomains(_ keys: Set<ReconcileKey>, _ observer: Observer) {
+        guard let connection = observer.connection, cache!.coverage == .all, !keys.contains(.all) else {
+            (cache!.domains, cache!.coverage) = observer.domains()
+            return
+        }
+        for case .vm(let name) in keys {
+            do {
+                cache!.domains.removeAll { $0.name == name }
+                if let domain = try connection.domain(named: name) { cache!.domains.append(domain) }
+            } catch {
+                (cache!.domains, cache!.coverage) = ([], .unreachable(String(describing: error)))
+                return
+            }
+        }
+        cache!.domains.sort { $0.name < $1.name }
     }
 
     /// The whole host read afresh into the cache (the old one dropped first:
@@ -206,11 +251,17 @@ public final class Reconciler: @unchecked Sendable {
             logger.error("\(error); keeping the last good manifest")
             return
         }
-        if let lastGood, lastGood.fingerprint == Manifest.fingerprint(of: text) { return }
+        if let lastGood, lastGood.fingerprint == Manifest.fingerprint(of: text) {
+            // The good text is back (an edit was reverted): the error is gone.
+            if manifestError != nil { logger.info("manifest is valid again") }
+            manifestError = nil
+            return
+        }
         do {
             lastGood = try ManifestDecoder.decode(text, file: configuration.manifestPath)
             if manifestError != nil { logger.info("manifest is valid again") }
             manifestError = nil
+            LastGoodManifest(stateDirectory: configuration.stateDirectory).save(text, logger: logger)
         } catch {
             manifestError = error.description
             logger.error("manifest rejected, keeping the last good one: \(error.diagnostics.first?.description ?? "")")
@@ -243,6 +294,7 @@ public final class Reconciler: @unchecked Sendable {
             ("summary", .string(summary)),
             ("time", .number(Int(time(nil)))),
             ("pid", .number(Int(getpid()))),
+            ("started", .number(Int(started.ticks))),
             ("reconciles", .number(reconciles)),
             ("trigger", .array(Self.triggers(keys).map { .string($0) })),
             ("manifest", .string(configuration.manifestPath)),

@@ -24,4 +24,12 @@ public struct DeviceEvent: Sendable, Equatable, Codable {
         self.driver = driver
         self.seqnum = seqnum
     }
+
+    /// Events were lost: the monitor's socket overflowed (ENOBUFS). Nothing
+    /// is known about which devices changed; the host must be read afresh.
+    public static let overflowAction = "overflow"
+
+    public static let overflow = DeviceEvent(action: overflowAction, devpath: "", subsystem: "", sysname: "")
+
+    public var isOverflow: Bool { action == Self.overflowAction }
 }

@@ -50,33 +50,69 @@ extension HostdevEntry.Source {
 
 /// A libvirt domain as observed: identity, run state and its hostdevs.
 public struct DomainState: Sendable, Equatable, Codable {
+    /// libvirt's state, for people. Whether QEMU holds the domain's devices
+    /// is `isActive`, which comes from libvirt's own notion of active.
     public enum RunState: String, Sendable, Codable {
         case running, paused, shutoff, crashed, other
+        /// Shutting down: QEMU still runs.
+        case shuttingDown
+        /// Suspended to memory by the guest (PMSUSPENDED): QEMU still runs.
+        case suspended
     }
 
     public var name: String
     public var uuid: String
     public var state: RunState
+    /// libvirt's own answer to "is this domain active" (`virDomainIsActive`):
+    /// true while a QEMU process exists for it, whatever `state` says —
+    /// shutting down, crashed with on_crash=preserve, suspended, no state.
+    public var isActive: Bool
     public var persistent: Bool
     /// `<hostdev>`s of the persistent (inactive) definition.
     public var configHostdevs: [HostdevEntry]
-    /// `<hostdev>`s of the running domain; empty when it is not running.
+    /// `<hostdev>`s of the running domain; empty when it is not active.
     public var liveHostdevs: [HostdevEntry]
 
+    /// `active` defaults to what `state` implies (running or paused); the
+    /// libvirt adapter always passes libvirt's answer.
     public init(
-        name: String, uuid: String = "", state: RunState, persistent: Bool = true,
+        name: String, uuid: String = "", state: RunState, active: Bool? = nil, persistent: Bool = true,
         configHostdevs: [HostdevEntry] = [], liveHostdevs: [HostdevEntry] = []
     ) {
         self.name = name
         self.uuid = uuid
         self.state = state
+        self.isActive = active ?? (state == .running || state == .paused)
         self.persistent = persistent
         self.configHostdevs = configHostdevs
         self.liveHostdevs = liveHostdevs
     }
 
-    /// Running or paused: QEMU holds its devices.
-    public var isActive: Bool { state == .running || state == .paused }
+    enum CodingKeys: String, CodingKey { case name, uuid, state, isActive, persistent, configHostdevs, liveHostdevs }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let state = try c.decode(RunState.self, forKey: .state)
+        self.init(
+            name: try c.decode(String.self, forKey: .name), uuid: try c.decodeIfPresent(String.self, forKey: .uuid) ?? "",
+            state: state, active: try c.decodeIfPresent(Bool.self, forKey: .isActive),
+            persistent: try c.decodeIfPresent(Bool.self, forKey: .persistent) ?? true,
+            configHostdevs: try c.decodeIfPresent([HostdevEntry].self, forKey: .configHostdevs) ?? [],
+            liveHostdevs: try c.decodeIfPresent([HostdevEntry].self, forKey: .liveHostdevs) ?? [])
+    }
+}
+
+/// How much of libvirt's domain list an observation holds. Unknown is not
+/// "shut off": the planner moves no device and edits no domain whose
+/// decision depends on a domain it does not know.
+public enum DomainCoverage: Sendable, Equatable, Codable {
+    /// libvirt answered: every domain is listed.
+    case all
+    /// libvirt did not answer (the reason): no domain's state is known.
+    case unreachable(String)
+    /// libvirt's hook for this one domain: its state is known (libvirt is
+    /// starting or has stopped it), the others' are not.
+    case hook(String)
 }
 
 /// Why the host itself needs a device (it must never be detached).
@@ -98,15 +134,48 @@ public struct ObservedHost: Sendable, Equatable, Codable {
     /// Devices the host needs: mounted filesystems, up interfaces with an
     /// address, the active console.
     public var hostUses: [HostUse]
-    /// libvirt could be asked (false: domains unknown, so no domain edits are planned).
-    public var libvirtReachable: Bool
+    /// Which domains `domains` covers.
+    public var coverage: DomainCoverage
 
-    public init(inventory: Inventory, domains: [DomainState] = [], hostUses: [HostUse] = [], libvirtReachable: Bool = true) {
+    public init(inventory: Inventory, domains: [DomainState] = [], hostUses: [HostUse] = [], coverage: DomainCoverage = .all) {
         self.inventory = inventory
         self.domains = domains
         self.hostUses = hostUses
-        self.libvirtReachable = libvirtReachable
+        self.coverage = coverage
     }
 
+    /// libvirt listed every domain.
+    public var libvirtReachable: Bool { coverage == .all }
+
     public func domain(_ name: String) -> DomainState? { domains.first { $0.name == name } }
+
+    /// Whether `vm` is active: nil when that is not known (libvirt away, or
+    /// another domain's hook). A VM libvirt does not list is not active.
+    public func isActive(_ vm: String) -> Bool? {
+        if let domain = domain(vm) { return domain.isActive }
+        return coverage == .all ? false : nil
+    }
+
+    enum CodingKeys: String, CodingKey { case inventory, domains, hostUses, coverage, libvirtReachable }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        var coverage = try c.decodeIfPresent(DomainCoverage.self, forKey: .coverage)
+        // Snapshots written before coverage existed say only reachable or not.
+        if coverage == nil, try c.decodeIfPresent(Bool.self, forKey: .libvirtReachable) == false {
+            coverage = .unreachable("libvirt was unreachable when the snapshot was taken")
+        }
+        self.init(
+            inventory: try c.decode(Inventory.self, forKey: .inventory),
+            domains: try c.decodeIfPresent([DomainState].self, forKey: .domains) ?? [],
+            hostUses: try c.decodeIfPresent([HostUse].self, forKey: .hostUses) ?? [], coverage: coverage ?? .all)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(inventory, forKey: .inventory)
+        try c.encode(domains, forKey: .domains)
+        try c.encode(hostUses, forKey: .hostUses)
+        try c.encode(coverage, forKey: .coverage)
+    }
 }

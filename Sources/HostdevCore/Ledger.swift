@@ -21,19 +21,26 @@ public struct Ledger: Sendable, Equatable, Codable {
     /// Devices given back by `hostdevctl release`, with the fingerprint of the
     /// manifest they were released under: not bound again until it changes.
     public var released: [PCIAddress: String]
+    /// VMs whose binding said `live: true` while they held devices: when
+    /// such a binding disappears from the manifest, its devices are
+    /// unplugged from the running VM; any other binding's stay until the
+    /// VM stops (a typo in a VM name must not pull devices out of guests).
+    public var liveVMs: Set<String>
 
-    public init(devices: [PCIAddress: Entry] = [:], intent: Action? = nil, released: [PCIAddress: String] = [:]) {
+    public init(devices: [PCIAddress: Entry] = [:], intent: Action? = nil, released: [PCIAddress: String] = [:], liveVMs: Set<String> = []) {
         self.devices = devices
         self.intent = intent
         self.released = released
+        self.liveVMs = liveVMs
     }
 
-    enum CodingKeys: String, CodingKey { case devices, intent, released }
+    enum CodingKeys: String, CodingKey { case devices, intent, released, liveVMs }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         devices = try container.decodeIfPresent([PCIAddress: Entry].self, forKey: .devices) ?? [:]
         intent = try container.decodeIfPresent(Action.self, forKey: .intent)
         released = try container.decodeIfPresent([PCIAddress: String].self, forKey: .released) ?? [:]
+        liveVMs = try container.decodeIfPresent(Set<String>.self, forKey: .liveVMs) ?? []
     }
 }

@@ -32,6 +32,36 @@ public enum Action: Sendable, Equatable, Codable {
     }
 }
 
+extension Action {
+    /// The device a step is about: a failure skips that device's later
+    /// steps, and its backoff is charged to this key.
+    public var deviceKey: String {
+        switch self {
+        case .bind(let a, _, _), .restore(let a, _): return "pci \(a)"
+        case .attachConfig(_, let e), .detachConfig(_, let e), .attachLive(_, let e), .detachLive(_, let e): return e.description
+        case .setNumVFs(let pf, _): return "sriov \(pf)"
+        }
+    }
+
+    /// The VM a step concerns, if any.
+    public var vm: String? {
+        switch self {
+        case .bind(_, _, let vm), .attachConfig(let vm, _), .detachConfig(let vm, _), .attachLive(let vm, _), .detachLive(let vm, _):
+            return vm
+        case .restore, .setNumVFs: return nil
+        }
+    }
+
+    /// Moves a device between drivers (sysfs, under the state lock), as
+    /// opposed to editing a domain (libvirt, never under the lock).
+    public var movesDriver: Bool {
+        switch self {
+        case .bind, .restore, .setNumVFs: return true
+        case .attachConfig, .detachConfig, .attachLive, .detachLive: return false
+        }
+    }
+}
+
 /// An action with the reason a person needs to trust it.
 public struct Step: Sendable, Equatable {
     public var action: Action
@@ -80,5 +110,34 @@ public struct Plan: Sendable, Equatable {
         self.notes = notes
     }
 
+    /// VMs whose `live: true` the ledger should remember (see `Ledger.liveVMs`).
+    public var liveVMs: Set<String> = []
+
     public var isEmpty: Bool { steps.isEmpty }
+
+    /// What `plan`'s exit status and a GitOps pipeline need to know.
+    public enum Verdict: Sendable, Equatable {
+        /// No steps and every binding Ready: 0.
+        case converged
+        /// Steps to apply: 2.
+        case changes
+        /// No steps, but a binding is Blocked or Pending: 3.
+        case waiting
+
+        public var exitCode: Int32 {
+            switch self {
+            case .converged: return 0
+            case .changes: return 2
+            case .waiting: return 3
+            }
+        }
+    }
+
+    public var verdict: Verdict {
+        if !steps.isEmpty { return .changes }
+        return bindings.values.allSatisfy { $0 == .ready } ? .converged : .waiting
+    }
+
+    /// Bindings that are Blocked, by VM.
+    public var blockedBindings: [String] { bindings.filter { $0.value.isBlocked }.map(\.key).sorted() }
 }

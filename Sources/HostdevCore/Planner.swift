@@ -5,8 +5,10 @@ public enum Planner {
     /// Drivers that leave a group viable for VFIO (they never touch the device).
     static let viableDrivers: Set<String> = ["vfio-pci", "pci-stub", "pcieport"]
 
-    public static func plan(manifest: Manifest, observed: ObservedHost, ledger: Ledger) -> Plan {
-        var planning = Planning(manifest: manifest, observed: observed, ledger: ledger)
+    /// `backoff` holds back devices whose last step failed until their retry
+    /// time; `now` is the time it is compared with (seconds since the epoch).
+    public static func plan(manifest: Manifest, observed: ObservedHost, ledger: Ledger, backoff: Backoff = Backoff(), now: Double = 0) -> Plan {
+        var planning = Planning(manifest: manifest, observed: observed, ledger: ledger, backoff: backoff, now: now)
         planning.run()
         return planning.result()
     }
@@ -27,6 +29,8 @@ struct Planning {
     let manifest: Manifest
     let observed: ObservedHost
     let ledger: Ledger
+    let backoff: Backoff
+    let now: Double
     let inventory: Inventory
     let bindingByVM: [String: Binding]
     let domainByName: [String: DomainState]
@@ -44,11 +48,15 @@ struct Planning {
     var frozen = Set<PCIAddress>()
     /// Every device condition key that concerns a VM's binding.
     var keysOfVM: [String: Set<String>] = [:]
+    /// Devices `hostdevctl release` gave back under this manifest.
+    var releasedByHand = Set<PCIAddress>()
 
-    init(manifest: Manifest, observed: ObservedHost, ledger: Ledger) {
+    init(manifest: Manifest, observed: ObservedHost, ledger: Ledger, backoff: Backoff, now: Double) {
         self.manifest = manifest
         self.observed = observed
         self.ledger = ledger
+        self.backoff = backoff
+        self.now = now
         self.inventory = observed.inventory
         self.bindingByVM = Dictionary(manifest.bindings.map { ($0.vm, $0) }, uniquingKeysWith: { a, _ in a })
         self.domainByName = Dictionary(observed.domains.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
@@ -57,6 +65,7 @@ struct Planning {
             for entry in domain.liveHostdevs { if case .pci(let address) = entry.source { liveUsers[address] = liveUsers[address] ?? domain.name } }
         }
         self.liveUsers = liveUsers
+        self.releasedByHand = Set(ledger.released.filter { $0.value == manifest.fingerprint }.keys)
     }
 
     // Lookups go through the inventory's own index: a plan after a hotplug
@@ -75,16 +84,45 @@ struct Planning {
     // MARK: the rules, in order
 
     mutating func run() {
+        if let intent = ledger.intent {
+            notes.append("a step was interrupted (\(intent.summary)); this plan finishes or undoes it")
+        }
         let claims = resolveClaims()
         let candidates = expandGroups(claims)
         resolveConflicts(candidates)
         applySafety()
         checkViability()
+        planReleasesByHand()
         planDrivers()
         planOrphans()
         planDomains()
         planSRIOV()
+        holdBack()
         order()
+    }
+
+    // MARK: unknown facts
+
+    /// Why it is not known whether `vm` is active, or nil when it is known.
+    func unknownActivity(_ vm: String) -> String? {
+        guard observed.isActive(vm) == nil else { return nil }
+        switch observed.coverage {
+        case .all: return nil
+        case .unreachable(let why): return "libvirt unreachable (\(why)): cannot tell whether \(vm) runs"
+        case .hook(let other): return "only \(other)'s state is known here (libvirt's hook): cannot tell whether \(vm) runs"
+        }
+    }
+
+    /// Why it is not known which VMs use devices (for a move made for
+    /// `vm`), or nil when every domain is known. In `vm`'s own hook, libvirt
+    /// is starting or has stopped `vm` with these devices: that is known.
+    func unknownVMUses(for vm: String?) -> String? {
+        switch observed.coverage {
+        case .all: return nil
+        case .hook(let hooked) where hooked == vm: return nil
+        case .hook(let hooked): return "only \(hooked)'s state is known here (libvirt's hook): cannot tell whether a VM uses it"
+        case .unreachable(let why): return "libvirt unreachable (\(why)): cannot tell whether a VM uses it"
+        }
     }
 
     /// Each claim resolved against the inventory.
@@ -253,23 +291,55 @@ struct Planning {
         }
     }
 
-    func domainIsActive(_ vm: String) -> Bool { domainByName[vm]?.isActive ?? false }
-
     /// A running domain that has this PCI device in its live XML.
     func liveUser(_ address: PCIAddress) -> String? { liveUsers[address] }
+
+    /// `hostdevctl release`: back to the host driver now, whatever the
+    /// manifest says, until the manifest next changes. Only a device on
+    /// vfio-pci is released; one on any other driver is left where it is.
+    mutating func planReleasesByHand() {
+        for address in releasedByHand.sorted() {
+            let key = "pci \(address)"
+            let waitForEdit = "bound again after the next manifest edit"
+            guard let current = device(address)?.driver, current == Planner.vfioDriver else {
+                deviceConditions[key] = .pending("released by hand (hostdevctl release); \(waitForEdit)")
+                continue
+            }
+            if let unknown = unknownVMUses(for: nil) {
+                deviceConditions[key] = .pending("released by hand, but \(unknown); not released")
+                continue
+            }
+            if let user = liveUser(address),
+                observed.domain(user)?.liveHostdevs.contains(where: { $0.source == .pci(address) && !$0.isOurs }) == true
+            {
+                deviceConditions[key] = .blocked("released by hand, but running \(user) holds it through a hand-written <hostdev>; remove it there first")
+                continue
+            }
+            let original = ledger.devices[address]?.originalDriver
+            steps.append(Step(.restore(address, driver: original), reason: "released by hand (hostdevctl release)"))
+            deviceConditions[key] = .pending("released by hand to \(original ?? "its host driver"); \(waitForEdit)")
+        }
+    }
 
     mutating func planDrivers() {
         for (address, ownership) in owned.sorted(by: { $0.key < $1.key }) {
             guard let binding = bindingByVM[ownership.vm] else { continue }
             let current = driver(address)
-            let wantVFIO = binding.release == .never || domainIsActive(binding.vm)
             let key = "pci \(address)"
-            if let fingerprint = ledger.released[address], fingerprint == manifest.fingerprint {
-                deviceConditions[key] = .pending("released by hand (hostdevctl release); bound again after the next manifest edit")
+            if releasedByHand.contains(address) { continue }
+            let wantVFIO: Bool
+            if binding.release == .never {
+                wantVFIO = true
+            } else if let active = observed.isActive(binding.vm) {
+                wantVFIO = active
+            } else {
+                deviceConditions[key] = .pending("\(unknownActivity(binding.vm)!); nothing bound or released")
                 continue
             }
             if wantVFIO {
-                if current != Planner.vfioDriver {
+                if current != Planner.vfioDriver, let unknown = unknownVMUses(for: ownership.vm) {
+                    deviceConditions[key] = .pending("\(unknown); not bound")
+                } else if current != Planner.vfioDriver {
                     let why = ownership.via == address
                         ? "claimed by \(ownership.vm)"
                         : "IOMMU group \(ownership.group.map(String.init) ?? "?") sibling of \(ownership.via), owned by \(ownership.vm)"
@@ -280,6 +350,10 @@ struct Planning {
                     deviceConditions[key] = deviceConditions[key] ?? .ready
                 }
             } else if current == Planner.vfioDriver, let entry = ledger.devices[address] {
+                if let unknown = unknownVMUses(for: ownership.vm) {
+                    deviceConditions[key] = .pending("\(unknown); not released")
+                    continue
+                }
                 if let user = liveUser(address) {
                     deviceConditions[key] = .pending("in use by running \(user); released when it stops")
                     continue
@@ -296,7 +370,8 @@ struct Planning {
     /// Devices this tool bound that nothing owns any more go back to the
     /// driver they had; devices on vfio-pci that it did not bind are foreign.
     mutating func planOrphans() {
-        for (address, entry) in ledger.devices.sorted(by: { $0.key < $1.key }) where owned[address] == nil && !frozen.contains(address) {
+        for (address, entry) in ledger.devices.sorted(by: { $0.key < $1.key })
+        where owned[address] == nil && !frozen.contains(address) && !releasedByHand.contains(address) {
             let key = "pci \(address)"
             guard device(address) != nil else {
                 steps.append(Step(.restore(address, driver: entry.originalDriver), reason: "\(address) is gone from the host; forget it"))
@@ -304,6 +379,11 @@ struct Planning {
             }
             guard manifest.host.orphans == .release else {
                 notes.append("\(address) is an orphan kept on vfio-pci (host.orphans: keep)")
+                continue
+            }
+            // Any VM may hold an orphan (a binding removed while it ran).
+            if let unknown = unknownVMUses(for: nil) {
+                deviceConditions[key] = .pending("orphan: \(unknown); not released")
                 continue
             }
             if let user = liveUser(address) {
@@ -319,7 +399,9 @@ struct Planning {
             }
         }
         for device in inventory.devices where device.driver == Planner.vfioDriver {
-            guard let address = device.pci?.address, owned[address] == nil, ledger.devices[address] == nil else { continue }
+            guard let address = device.pci?.address, owned[address] == nil, ledger.devices[address] == nil,
+                !releasedByHand.contains(address)
+            else { continue }
             notes.append("\(address) is on vfio-pci but was not bound by hostdevd (foreign): left alone")
         }
     }
@@ -327,7 +409,7 @@ struct Planning {
     /// The domains' `<hostdev>` entries this tool manages, config and live.
     mutating func planDomains() {
         var desired: [String: [HostdevEntry]] = usbEntries
-        for (address, ownership) in owned.sorted(by: { $0.key < $1.key }) where ownership.attach {
+        for (address, ownership) in owned.sorted(by: { $0.key < $1.key }) where ownership.attach && !releasedByHand.contains(address) {
             desired[ownership.vm, default: []].append(.ours(.pci(address)))
         }
         for binding in manifest.bindings {
@@ -373,10 +455,17 @@ struct Planning {
             }
             for entry in liveOurs where !want.contains(where: { $0.source == entry.source }) {
                 if case .pci(let address) = entry.source, frozen.contains(address) { continue }
-                if binding == nil || binding?.live == true {
-                    steps.append(Step(.detachLive(vm: domain.name, entry), reason: "no longer claimed by running \(domain.name)"))
-                } else if case .pci(let address) = entry.source {
-                    deviceConditions["pci \(address)"] = .pending("still plugged into running \(domain.name) (live: false); released when it stops")
+                if case .pci(let address) = entry.source, releasedByHand.contains(address) {
+                    steps.append(Step(.detachLive(vm: domain.name, entry), reason: "released by hand (hostdevctl release --force) while \(domain.name) runs"))
+                } else if binding?.live == true || (binding == nil && ledger.liveVMs.contains(domain.name)) {
+                    steps.append(Step(.detachLive(vm: domain.name, entry), reason: "no longer claimed by running \(domain.name), whose binding has live: true"))
+                } else {
+                    // Removing a claim is gentle: a typo in a VM name must not
+                    // pull a GPU out of a running guest.
+                    let why = binding == nil
+                        ? "its binding is gone from the manifest, which never said live: true"
+                        : "its binding has live: false"
+                    deviceConditions[entry.description] = .pending("still assigned to running \(domain.name) (\(why)); released when \(domain.name) stops")
                 }
             }
         }
@@ -385,7 +474,8 @@ struct Planning {
             if case .detachLive(_, let entry) = step.action, case .pci(let address) = entry.source { return address }
             return nil
         })
-        for address in unplugged.sorted() where ledger.devices[address] != nil && owned[address] == nil && driver(address) == Planner.vfioDriver {
+        for address in unplugged.sorted()
+        where ledger.devices[address] != nil && owned[address] == nil && driver(address) == Planner.vfioDriver && !releasedByHand.contains(address) {
             if !steps.contains(where: { if case .restore(address, _) = $0.action { return true } else { return false } }),
                 manifest.host.orphans == .release
             {
@@ -415,6 +505,10 @@ struct Planning {
                 deviceConditions[key] = .ready
                 continue
             }
+            if let unknown = unknownVMUses(for: nil) {
+                deviceConditions[key] = .pending("\(unknown) of its VFs; numvfs not changed")
+                continue
+            }
             let busy = sriov.virtualFunctions.filter { owned[$0] != nil || ledger.devices[$0] != nil || liveUser($0) != nil }
             if !busy.isEmpty {
                 block(key, "changing numvfs removes VFs that are in use (\(busy.map(\.description).joined(separator: ", "))); release them first")
@@ -423,6 +517,18 @@ struct Planning {
             steps.append(Step(.setNumVFs(pf: setting.pf, count: setting.numVFs),
                 reason: "host.sriov asks for \(setting.numVFs) VFs (now \(sriov.numVFs))"))
             deviceConditions[key] = .pending("numvfs \(sriov.numVFs) → \(setting.numVFs)")
+        }
+    }
+
+    /// Steps for devices whose last attempt failed wait for their retry time.
+    mutating func holdBack() {
+        guard !backoff.retries.isEmpty else { return }
+        steps.removeAll { step in
+            let key = step.action.deviceKey
+            guard let retry = backoff.waiting(key, now: now) else { return false }
+            deviceConditions[key] = .pending(
+                "retrying at \(clockTime(retry.notBefore)) (attempt \(retry.attempt + 1)); last error: \(retry.lastError)")
+            return true
         }
     }
 
@@ -473,6 +579,12 @@ struct Planning {
                 bindings[binding.vm] = .ready
             }
         }
-        return Plan(steps: steps, bindings: bindings, devices: deviceConditions, notes: notes)
+        var plan = Plan(steps: steps, bindings: bindings, devices: deviceConditions, notes: notes)
+        // A live binding is remembered while its VM may still hold our entries.
+        plan.liveVMs = Set(manifest.bindings.filter(\.live).map(\.vm)).union(ledger.liveVMs.filter { vm in
+            guard observed.coverage == .all else { return true }
+            return domainByName[vm]?.liveHostdevs.contains(where: \.isOurs) ?? false
+        })
+        return plan
     }
 }

@@ -54,6 +54,8 @@ public enum ReconcileKey: Hashable, Sendable, CustomStringConvertible {
     case device(subsystem: String, devpath: String)
     /// A device that changed, by libvirt's node-device name (`pci_0000_01_00_0`).
     case nodeDevice(String)
+    /// A device held back by its backoff may be tried again.
+    case retry
 
     public var description: String {
         switch self {
@@ -62,6 +64,7 @@ public enum ReconcileKey: Hashable, Sendable, CustomStringConvertible {
         case .vm(let name): return "vm \(name)"
         case .device(let subsystem, let devpath): return "\(subsystem) \(devpath.split(separator: "/").last ?? "")"
         case .nodeDevice(let name): return "node-device \(name)"
+        case .retry: return "retry"
         }
     }
 }

@@ -30,17 +30,24 @@ extension LibvirtConnection {
         let state: DomainState.RunState
         switch UInt32(rawState) {
         case VIR_DOMAIN_RUNNING.rawValue, VIR_DOMAIN_BLOCKED.rawValue: state = .running
-        case VIR_DOMAIN_PAUSED.rawValue, VIR_DOMAIN_PMSUSPENDED.rawValue: state = .paused
+        case VIR_DOMAIN_PAUSED.rawValue: state = .paused
+        case VIR_DOMAIN_PMSUSPENDED.rawValue: state = .suspended
+        case VIR_DOMAIN_SHUTDOWN.rawValue: state = .shuttingDown
         case VIR_DOMAIN_SHUTOFF.rawValue: state = .shutoff
         case VIR_DOMAIN_CRASHED.rawValue: state = .crashed
         default: state = .other
         }
+        // Whether QEMU holds the devices is libvirt's own notion of active,
+        // not a reading of the state: a domain shutting down, crashed with
+        // on_crash=preserve, suspended or without a state still has QEMU.
+        let isActive = virDomainIsActive(domain)
+        guard isActive >= 0 else { throw LibvirtError.last("asking whether \(name) is active") }
         let persistent = virDomainIsPersistent(domain) == 1
-        let active = state == .running || state == .paused
+        let active = isActive == 1
         let config = persistent ? try DomainXML.hostdevs(xml(domain, name, inactive: true), source: "domain \(name)") : []
         let live = active ? try DomainXML.hostdevs(xml(domain, name, inactive: false), source: "domain \(name)") : []
         return DomainState(
-            name: name, uuid: String(decoding: uuid.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self), state: state, persistent: persistent, configHostdevs: config,
+            name: name, uuid: String(decoding: uuid.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self), state: state, active: active, persistent: persistent, configHostdevs: config,
             liveHostdevs: live)
     }
 

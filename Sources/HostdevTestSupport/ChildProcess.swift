@@ -82,10 +82,12 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     /// Runs to completion and returns exit status and both outputs.
+    /// `started` gets the child's pid as soon as it runs (a test that kills it mid-way).
     public static func run(
-        _ executable: String, _ arguments: [String], environment: [String: String]? = nil
+        _ executable: String, _ arguments: [String], environment: [String: String]? = nil, started: (pid_t) -> Void = { _ in }
     ) throws -> (status: Int32, stdout: String, stderr: String) {
         let child = try ChildProcess(executable, arguments, environment: environment)
+        started(child.pid)
         var out: [UInt8] = []
         var err: [UInt8] = []
         var open: [Int32] = [child.stdoutFD, child.stderrFD]

@@ -77,6 +77,9 @@ public final class LibvirtDaemon: @unchecked Sendable {
     }
 
 
+    /// The daemon's process (a test may SIGSTOP it: libvirtd holding a domain).
+    public var pid: pid_t { child.pid }
+
     public func stop() {
         child.terminate()
         FileTree.remove(directory)

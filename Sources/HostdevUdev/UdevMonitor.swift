@@ -36,6 +36,9 @@ public final class UdevMonitor: @unchecked Sendable {
         for subsystem in subsystems {
             udev_monitor_filter_add_match_subsystem_devtype(monitor, subsystem, nil)
         }
+        // A VF storm sends thousands of events at once: a large buffer makes
+        // an overflow (handled: a full resync) rare.
+        _ = udev_monitor_set_receive_buffer_size(monitor, 64 << 20)
         let status = udev_monitor_enable_receiving(monitor)
         guard status >= 0 else {
             udev_monitor_unref(monitor)
@@ -98,12 +101,20 @@ public final class UdevMonitor: @unchecked Sendable {
             }
             if fds[1].revents != 0 { break }
             guard fds[0].revents & Int16(POLLIN) != 0 else { continue }
-            guard let device = udev_monitor_receive_device(monitor) else { continue }
+            guard let device = udev_monitor_receive_device(monitor) else {
+                if let lost = Self.loss(errno: errno) { continuation.yield(lost) }
+                continue
+            }
             defer { udev_device_unref(device) }
             if let event = Self.event(device) { continuation.yield(event) }
         }
         continuation.finish()
     }
+
+    /// A failed receive that means events were dropped (the socket's
+    /// buffer overflowed: ENOBUFS) becomes an overflow event; other
+    /// failures (a message filtered out, EAGAIN) lose nothing.
+    static func loss(errno: Int32) -> DeviceEvent? { errno == ENOBUFS ? .overflow : nil }
 
     static func event(_ device: OpaquePointer) -> DeviceEvent? {
         guard let record = UdevEnumerator.record(device) else { return nil }

@@ -2,6 +2,7 @@ import ArgumentParser
 import HostdevController
 import HostdevCore
 import HostdevLibvirt
+import HostdevManifest
 import HostdevSysfs
 
 #if canImport(Glibc)
@@ -9,13 +10,19 @@ import HostdevSysfs
 #endif
 
 /// libvirt's QEMU hook: binds a VM's devices before it starts (`prepare`)
-/// and gives `release: onStop` devices back after it stops (`release`).
-/// It plans for this one VM only, touches only sysfs (never libvirt: a hook
-/// that calls back into libvirt deadlocks it), under the daemon's lock.
+/// and gives `release: onStop` devices back after it stops (`release`),
+/// through the same controller path as the daemon, scoped to this VM's
+/// driver moves. It never calls libvirt (libvirtd holds the domain while
+/// the hook runs: a call back deadlocks it), waits for the state lock a few
+/// seconds at most, and never stops a VM the manifest does not claim.
 struct Hook: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run as libvirt's QEMU hook (manifests/libvirt/hooks/qemu.d/hostdevd); reads the domain XML on stdin.",
-        discussion: "A failure on 'prepare' exits 1 and libvirt refuses to start the VM, showing the error.")
+        discussion: """
+            A failure on 'prepare' exits 1 and libvirt refuses to start the VM, showing the error; only a VM the \
+            manifest gives devices to can fail. With no manifest, or an invalid one and no last good one saved by \
+            hostdevd or apply, the VM starts and a warning is printed.
+            """)
 
     @OptionGroup var host: HostOptions
     @OptionGroup var state: StateOptions
@@ -25,53 +32,100 @@ struct Hook: ParsableCommand {
     @Argument(help: "libvirt's sub-operation.") var subOperation: String = "-"
     @Argument(help: "libvirt's extra argument.") var extra: String = "-"
 
+    @Option(help: "Seconds to wait for the state lock before failing.")
+    var lockTimeout: Int = 5
+
+    /// The largest domain XML read from stdin.
+    static let xmlLimit = 16 << 20
+
     func run() throws {
         guard operation == "prepare" || operation == "release" else { return }
-        // The XML libvirt passes: read it all (libvirt waits for us to), check the name.
-        let xml = (try? readText("/dev/stdin", what: "domain XML", hint: "")) ?? ""
-        if !xml.isEmpty, let name = try? XMLElement.parse(xml, source: "stdin").text(of: "name"), name != vm {
-            throw fail(Failure(message: "hook called for \(vm) with the XML of \(name)"))
+        // The XML libvirt passes: read it (bounded), then decide.
+        let xml: Result<String, Failure> = readStdin(limit: Self.xmlLimit)
+        guard let manifest = hookManifest(), manifest.bindings.contains(where: { $0.vm == vm }) else {
+            if case .failure(let error) = xml { printError("warning: hook for \(vm): \(error); hostdevd claims no devices for it") }
+            return
         }
-        let store = LedgerStore(directory: state.stateDir)
+        // A VM the manifest claims devices for: its XML must be what libvirt
+        // says it is, or nothing is done for it.
+        let domainXML: String
+        switch xml {
+        case .failure(let error): throw fail(Failure(message: "hook for \(vm): \(error); not \(operation == "prepare" ? "binding" : "releasing") its devices"))
+        case .success(let text): domainXML = text
+        }
+        if !domainXML.isEmpty {
+            let name: String?
+            do {
+                name = try XMLElement.parse(domainXML, source: "the domain XML on stdin").text(of: "name")
+            } catch {
+                throw fail(Failure(message: "hook for \(vm): \(error); not \(operation == "prepare" ? "binding" : "releasing") its devices"))
+            }
+            guard name == vm else { throw fail(Failure(message: "hook called for \(vm) with the XML of \(name ?? "a domain without a name")")) }
+        }
+        var controller = controller(host, state)
+        controller.lockTimeout = .seconds(lockTimeout)
         var failures: [String] = []
         do {
-            let full = try loadManifest(state.manifest)
-            guard let binding = full.bindings.first(where: { $0.vm == vm }) else { return }
-            try store.withLock {
-                var ledger = try store.load()
-                let root = SysfsRoot(host.sysfsRoot)
-                let inventory = try InventoryReader(root: root).read()
-                let observed = ObservedHost(
-                    inventory: inventory,
-                    domains: [DomainState(name: vm, state: operation == "prepare" ? .running : .shutoff)],
-                    hostUses: HostUseScanner(root: root).scan(inventory), libvirtReachable: false)
-                // Only this VM: its binding, and the ledger entries made for it.
-                var own = ledger
-                own.devices = ledger.devices.filter { $0.value.vm == vm }
-                let manifest = Manifest(host: full.host, bindings: [binding], fingerprint: full.fingerprint)
-                var plan = Planner.plan(manifest: manifest, observed: observed, ledger: own)
-                plan.steps = plan.steps.filter {
-                    switch $0.action {
-                    case .bind, .restore: return true
-                    default: return false
-                    }
-                }
-                if let blocked = plan.bindings[vm], blocked.isBlocked, operation == "prepare" {
-                    failures.append("\(vm): \(blocked)")
-                    return
-                }
-                // The steps concern this VM only; the whole ledger is journaled.
-                let outcomes = try Executor(drivers: PCIDriverControl(root: root), domains: nil, store: store).run(plan, ledger: &ledger)
-                for (step, outcome) in zip(plan.steps, outcomes) {
-                    if case .failed(let error) = outcome { failures.append("\(step.action.summary): \(error)") }
-                }
+            let observed = try controller.observeForHook(vm: vm, active: operation == "prepare")
+            let (plan, ledger) = try controller.plan(manifest: manifest, observed: observed)
+            if operation == "prepare", let condition = plan.bindings[vm], condition.isBlocked {
+                throw Failure(message: "\(vm): \(condition)")
+            }
+            let (steps, outcomes) = try controller.act(plan, ledger: ledger, scope: .hook(vm: vm), domains: nil)
+            for (step, outcome) in zip(steps, outcomes) {
+                if case .failed(let error) = outcome { failures.append("\(step.action.summary): \(error)") }
+            }
+            if operation == "prepare", failures.isEmpty {
+                failures += unusable(domainXML, plan: plan)
             }
         } catch {
-            throw fail(error)
+            throw fail(Failure(message: "hostdevd cannot \(operation) \(vm)'s devices: \(error)"))
         }
         if !failures.isEmpty {
             printError("error: hostdevd cannot \(operation == "prepare" ? "prepare" : "release") \(vm)'s devices: " + failures.joined(separator: "; "))
             throw ExitCode.failure
         }
+    }
+
+    /// The manifest in force for the hook: the file, or the last good one
+    /// hostdevd or apply saved when the file is unreadable or invalid; nil
+    /// (with a warning) when there is neither: then the hook does nothing.
+    func hookManifest() -> Manifest? {
+        let saved = LastGoodManifest(stateDirectory: absolutePath(state.stateDir))
+        do {
+            return try loadManifest(state.manifest)
+        } catch {
+            if let text = saved.load(), let manifest = try? ManifestDecoder.decode(text, file: saved.path) {
+                printError("warning: \(error); using the last good manifest \(saved.path)")
+                return manifest
+            }
+            printError("warning: \(error); no last good manifest either: \(vm) starts without hostdevd")
+            return nil
+        }
+    }
+
+    /// `<hostdev>`s QEMU could not open: hostdevd's own entries (and
+    /// hand-written managed='no' ones) for PCI devices not on vfio-pci
+    /// after the binds. Saying why beats QEMU's "failed to open /dev/vfio/N".
+    func unusable(_ xml: String, plan: Plan) -> [String] {
+        guard !xml.isEmpty, let entries = try? DomainXML.hostdevs(xml, source: vm) else { return [] }
+        let control = PCIDriverControl(root: SysfsRoot(host.sysfsRoot))
+        return entries.compactMap { entry in
+            guard case .pci(let address) = entry.source, !entry.managed else { return nil }
+            let driver = control.driver(of: address)
+            guard driver != Planner.vfioDriver else { return nil }
+            let why = plan.devices["pci \(address)"].map { " (\($0))" } ?? ""
+            return "\(vm)'s <hostdev> \(entry.isOurs ? "written by hostdevd" : "with managed='no'") for \(address) needs it on vfio-pci, "
+                + "but it is on \(driver ?? "no driver")\(why); run 'hostdevctl plan' to see why, or remove the <hostdev>"
+        }
+    }
+}
+
+/// Reads stdin up to `limit` bytes (libvirt waits for the hook to read it
+/// all); more than that is refused, never buffered.
+func readStdin(limit: Int) -> Result<String, Failure> {
+    switch readBounded(fd: 0, limit: limit) {
+    case .success(let bytes): return .success(String(decoding: bytes, as: UTF8.self))
+    case .failure(let error): return .failure(Failure(message: "reading the domain XML on stdin: \(error)"))
     }
 }

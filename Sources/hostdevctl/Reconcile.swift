@@ -19,6 +19,16 @@ struct StateOptions: ParsableArguments {
     var stateDir: String = "/var/lib/hostdevd"
 }
 
+/// `path` made absolute against the working directory: a relative path
+/// must never end up under `/`.
+func absolutePath(_ path: String) -> String {
+    guard !path.hasPrefix("/") else { return path }
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX))
+    guard getcwd(&buffer, buffer.count) != nil else { return path }
+    let cwd = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    return (cwd == "/" ? "" : cwd) + "/" + path
+}
+
 /// Reads a whole file; the error names the file and what to do.
 func readText(_ path: String, what: String, hint: String) throws -> String {
     switch fileContents(path) {
@@ -88,7 +98,11 @@ struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
         abstract: "Show what apply would change, and why.",
-        discussion: "Exit status: 0 nothing to do, 2 changes pending, 1 error.")
+        discussion: """
+            Exit status: 0 nothing to do and every binding Ready; 2 changes to apply; \
+            3 nothing to apply, but a binding is Blocked or Pending (it waits for something: the reason says what); \
+            1 error.
+            """)
 
     @OptionGroup var host: HostOptions
     @OptionGroup var state: StateOptions
@@ -101,55 +115,56 @@ struct PlanCommand: ParsableCommand {
         do {
             let manifest = try loadManifest(state.manifest)
             let observedHost = try observe(host: host, observedFile: observed)
-            let ledger = try LedgerStore(directory: state.stateDir).load()
-            plan = Planner.plan(manifest: manifest, observed: observedHost, ledger: ledger)
+            plan = try controller(host, state).plan(manifest: manifest, observed: observedHost).0
         } catch {
             throw fail(error)
         }
         emit(PlanReport(plan: plan).text())
-        if !plan.isEmpty { throw ExitCode(2) }
+        if plan.verdict != .converged { throw ExitCode(plan.verdict.exitCode) }
     }
+}
+
+func controller(_ host: HostOptions, _ state: StateOptions) -> Controller {
+    let root = SysfsRoot(host.sysfsRoot)
+    return Controller(
+        sources: HostSources(sysfsRoot: root, useUdev: root.path == "/", libvirtURI: host.connect),
+        stateDirectory: absolutePath(state.stateDir))
 }
 
 struct Apply: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Make the host match the manifest once, printing each step as it completes.",
-        discussion: "Exit status: 0 all steps done, 1 a step failed or an error (the rest still ran).")
+        discussion: """
+            Exit status: 0 done and every binding Ready; 1 a step failed or an error (the other steps still ran); \
+            3 nothing failed, but a binding is Blocked or still Pending (the reason says why).
+            """)
 
     @OptionGroup var host: HostOptions
     @OptionGroup var state: StateOptions
 
     func run() throws {
-        let store = LedgerStore(directory: state.stateDir)
+        let controller = controller(host, state)
         var failures = 0
+        var after = Plan()
         do {
             let manifest = try loadManifest(state.manifest)
-            try store.withLock {
-                let connection = try? LibvirtConnection(uri: host.connect)
-                let observed = try observe(host: host, observedFile: nil, connection: connection)
-                var ledger = try store.load()
-                let plan = Planner.plan(manifest: manifest, observed: observed, ledger: ledger)
-                if plan.isEmpty {
-                    emit("No changes. The host matches the manifest.\n")
-                    return
-                }
-                let faultAfter = ProcessInfo.processInfo.environment["HOSTDEV_FAULT_KILL_AFTER_STEP"].flatMap { Int($0) }
-                let executor = Executor(
-                    drivers: PCIDriverControl(root: SysfsRoot(host.sysfsRoot)), domains: connection, store: store,
-                    afterStep: { index, step, outcome in
-                        switch outcome {
-                        case .done: emit("done    \(step.action.summary)\n        \(step.reason)\n")
-                        case .skipped(let why): emit("skipped \(step.action.summary): \(why)\n")
-                        case .failed(let error): emit("FAILED  \(step.action.summary)\n        \(error)\n")
-                        }
-                        // Test-only fault injection: die as a crash would, after this step.
-                        if faultAfter == index + 1 { kill(getpid(), SIGKILL) }
-                    })
-                let outcomes = try executor.run(plan, ledger: &ledger)
-                failures = outcomes.filter { if case .failed = $0 { return true } else { return false } }.count
-                let after = Planner.plan(manifest: manifest, observed: try observe(host: host, observedFile: nil, connection: connection), ledger: ledger)
-                emit("\n" + PlanReport(plan: after).conditions())
+            let connection = try? LibvirtConnection(uri: host.connect)
+            let (plan, ledger) = try controller.plan(manifest: manifest, observed: try controller.observe(connection: connection, warn: printError))
+            LastGoodManifest(stateDirectory: controller.store.directory).save(try readText(state.manifest, what: "manifest", hint: ""))
+            if plan.verdict == .converged {
+                emit("No changes. The host matches the manifest.\n")
+                return
             }
+            let (_, outcomes) = try controller.act(plan, ledger: ledger, scope: .everything, domains: connection) { _, step, outcome in
+                switch outcome {
+                case .done: emit("done    \(step.action.summary)\n        \(step.reason)\n")
+                case .skipped(let why): emit("skipped \(step.action.summary): \(why)\n")
+                case .failed(let error): emit("FAILED  \(step.action.summary)\n        \(error)\n")
+                }
+            }
+            failures = outcomes.filter(\.isFailure).count
+            after = try controller.plan(manifest: manifest, observed: try controller.observe(connection: connection)).0
+            emit("\n" + PlanReport(plan: after).conditions())
         } catch {
             throw fail(error)
         }
@@ -157,18 +172,29 @@ struct Apply: ParsableCommand {
             printError("error: \(failures) step(s) failed; the others were applied. Fix the cause and run apply again.")
             throw ExitCode.failure
         }
+        if after.verdict != .converged {
+            let blocked = after.blockedBindings
+            printError(blocked.isEmpty
+                ? "note: some bindings are still Pending (see above); apply again or let hostdevd finish"
+                : "error: blocked: \(blocked.joined(separator: ", ")) (see above)")
+            throw ExitCode(Plan.Verdict.waiting.exitCode)
+        }
     }
 }
 
 struct Release: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Emergency release: give devices back to their host driver now, whatever the manifest says.",
-        discussion: "The devices leave the ledger and stay released until the manifest is next edited.")
+        abstract: "Emergency release: give devices on vfio-pci back to their host driver now, whatever the manifest says.",
+        discussion: """
+            Only devices hostdevd bound, or that sit on vfio-pci, are released; hostdevd's <hostdev> for them \
+            leaves the VM's config, so the VM still starts (without them). They stay released until the manifest \
+            is next edited. A device the host uses (storage, network) is never released, not even with --force.
+            """)
 
     @OptionGroup var host: HostOptions
     @OptionGroup var state: StateOptions
 
-    @Flag(help: "Release even a device a running VM uses.")
+    @Flag(help: "Unplug a device a running VM uses, and go ahead when libvirt cannot be asked whether a VM uses it.")
     var force = false
 
     @Argument(help: ArgumentHelp("PCI addresses (0000:01:00.0).", valueName: "device"))
@@ -181,31 +207,29 @@ struct Release: ParsableCommand {
     }
 
     func run() throws {
-        let store = LedgerStore(directory: state.stateDir)
-        let control = PCIDriverControl(root: SysfsRoot(host.sysfsRoot))
-        let fingerprint = (try? readText(state.manifest, what: "manifest", hint: "")).map(Manifest.fingerprint(of:)) ?? ""
+        let controller = controller(host, state)
         var failed = false
         do {
-            try store.withLock {
-                var ledger = try store.load()
-                let domains = (try? LibvirtConnection(uri: host.connect).domains()) ?? []
-                for address in devices.compactMap({ PCIAddress($0) }) {
-                    if !force, let user = domains.first(where: { $0.isActive && $0.liveHostdevs.contains { $0.source == .pci(address) } }) {
-                        printError("error: \(address) is in use by running \(user.name); shut it down or unplug the device first (or --force)")
-                        failed = true
-                        continue
-                    }
-                    let original = ledger.devices[address]?.originalDriver
-                    do {
-                        try control.restore(address, to: original)
-                        ledger.devices[address] = nil
-                        ledger.released[address] = fingerprint
-                        try store.save(ledger)
-                        emit("released \(address) to \(control.driver(of: address) ?? "no driver (none matched)")\n")
-                    } catch {
-                        printError("error: releasing \(address): \(error)")
-                        failed = true
-                    }
+            // Without a readable manifest the release still happens; it
+            // then lasts until a manifest is read again.
+            let manifest = (try? loadManifest(state.manifest)) ?? Manifest(host: HostPolicy(), bindings: [], fingerprint: "")
+            let connection = try? LibvirtConnection(uri: host.connect)
+            let result = try controller.release(devices.compactMap { PCIAddress($0) }, manifest: manifest, force: force, connection: connection) {
+                _, step, outcome in
+                switch outcome {
+                case .done: emit("done    \(step.action.summary)\n")
+                case .skipped(let why): emit("skipped \(step.action.summary): \(why)\n")
+                case .failed(let error): emit("FAILED  \(step.action.summary)\n        \(error)\n")
+                }
+            }
+            for refusal in result.refused { printError("error: not releasing \(refusal)") }
+            failed = !result.refused.isEmpty || result.outcomes.contains(where: \.isFailure)
+            for address in devices.compactMap({ PCIAddress($0) }) where !result.refused.contains(where: { $0.address == address }) {
+                if let condition = result.plan.devices["pci \(address)"], condition.isBlocked {
+                    printError("error: not releasing \(address): \(condition)")
+                    failed = true
+                } else {
+                    emit("released \(address): on \(PCIDriverControl(root: controller.sources.sysfsRoot).driver(of: address) ?? "no driver")\n")
                 }
             }
         } catch {
@@ -216,7 +240,13 @@ struct Release: ParsableCommand {
 }
 
 struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show each binding's and device's condition: Ready, Pending or Blocked, and why.")
+    static let configuration = CommandConfiguration(
+        abstract: "Show each binding's and device's condition: Ready, Pending or Blocked, and why.",
+        discussion: """
+            Reads the running daemon's status file unless --live or --observed is given. Exit status: 0 every binding \
+            Ready; 3 a binding is Blocked or Pending, changes are pending, or the status file is not from the running \
+            daemon (it says which); 1 error.
+            """)
 
     @OptionGroup var host: HostOptions
     @OptionGroup var state: StateOptions
@@ -237,14 +267,16 @@ struct Status: ParsableCommand {
 
     func run() throws {
         if !live, observed == nil, let text = try? readText(statusFile, what: "status", hint: "") {
+            let staleness = DaemonStatus.staleness(text)
+            if let staleness { printError("warning: \(statusFile): \(staleness)") }
             emit(format == .json ? text : DaemonStatus.text(text, path: statusFile))
+            if staleness != nil { throw ExitCode(Plan.Verdict.waiting.exitCode) }
             return
         }
         let plan: Plan
         do {
-            plan = Planner.plan(
-                manifest: try loadManifest(state.manifest), observed: try observe(host: host, observedFile: observed),
-                ledger: try LedgerStore(directory: state.stateDir).load())
+            let controller = controller(host, state)
+            plan = try controller.plan(manifest: try loadManifest(state.manifest), observed: try observe(host: host, observedFile: observed)).0
         } catch {
             throw fail(error)
         }
@@ -255,6 +287,7 @@ struct Status: ParsableCommand {
             emit(report.conditions() + (plan.notes.isEmpty ? "" : "Notes:\n" + plan.notes.map { "  - \($0)\n" }.joined()))
             if !plan.isEmpty { emit("\(plan.steps.count) change(s) pending: 'hostdevctl plan' shows them.\n") }
         }
+        if plan.verdict != .converged { throw ExitCode(Plan.Verdict.waiting.exitCode) }
     }
 }
 
@@ -266,12 +299,29 @@ enum DaemonStatus {
             var reason: String?
         }
         var summary: String?
+        var pid: Int32?
+        var started: UInt64?
+        var time: Int?
         var libvirt: String?
         var reconciles: Int?
         var manifestError: String?
         var bindings: [String: Entry]?
         var devices: [String: Entry]?
         var notes: [String]?
+    }
+
+    /// Why the file does not describe a running daemon, or nil when it does:
+    /// the daemon that wrote it is gone, or a newer one has not written yet.
+    static func staleness(_ json: String, proc: String = "/proc") -> String? {
+        guard let status = try? JSONDecoder().decode(File.self, from: Data(json.utf8)), let pid = status.pid else { return nil }
+        let written = status.time.map { " (written at \(clockTime(Double($0))))" } ?? ""
+        guard let running = ProcessStart.of(pid: pid, proc: proc) else {
+            return "hostdevd is not running (pid \(pid) is gone); this status is from its last run\(written). Start it: systemctl start hostdevd"
+        }
+        if let started = status.started, started != running.ticks {
+            return "pid \(pid) is not the hostdevd that wrote this status\(written): it predates the running process; wait for its first reconcile"
+        }
+        return nil
     }
 
     static func text(_ json: String, path: String) -> String {

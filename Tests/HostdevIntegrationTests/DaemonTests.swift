@@ -28,22 +28,31 @@ final class DaemonRig {
     /// `prepare` runs before hostdevd starts, after the fake kernel: a host
     /// and state left by an earlier run; a driver added there is one the
     /// fake kernel does not serve (its bind and unbind are plain files).
-    init(libvirtd: LibvirtDaemon, manifest text: String, faultAfterStep: Int? = nil, prepare: (SysfsTree, String) throws -> Void = { _, _ in }) throws {
+    /// `killAfterWrite: k`: the fake kernel SIGKILLs hostdevd as soon as the
+    /// k-th write to a control file has taken effect.
+    init(libvirtd: LibvirtDaemon, manifest text: String, killAfterWrite: Int? = nil, prepare: (SysfsTree, String) throws -> Void = { _, _ in }) throws {
         server = FakeKernelServer(tree: tree)
+        let child = Mutex<pid_t>(0)
+        if let killAfterWrite {
+            let writes = Mutex(0)
+            server.onWrite { _, _ in
+                if writes.withLock({ $0 += 1; return $0 }) == killAfterWrite { kill(child.withLock { $0 }, SIGKILL) }
+            }
+        }
         try prepare(tree, state)
         uri = libvirtd.uri
         keeper = try LibvirtConnection(uri: libvirtd.uri)
         for vm in ["win11", "late"] { try keeper.undefine(vm) }
         try keeper.define(xml: domainXML("win11"))
         FileTree.write(state + "/bindings.yaml", text)
-        daemon = try Self.launch(tree: tree, state: state, uri: uri, notify: notify, faultAfterStep: faultAfterStep)
+        daemon = try Self.launch(tree: tree, state: state, uri: uri, notify: notify)
+        child.withLock { $0 = daemon.pid }
     }
 
-    static func launch(tree: SysfsTree, state: String, uri: String, notify: NotifyListener, faultAfterStep: Int? = nil) throws -> ChildProcess {
+    static func launch(tree: SysfsTree, state: String, uri: String, notify: NotifyListener) throws -> ChildProcess {
         var environment = ProcessInfo.processInfo.environment
         environment["UMOCKDEV_DIR"] = tree.root
         environment["NOTIFY_SOCKET"] = notify.path
-        if let faultAfterStep { environment["HOSTDEV_FAULT_KILL_AFTER_STEP"] = String(faultAfterStep) }
         return try ChildProcess(
             RealComponent.umockdevWrapper.rawValue,
             [BuiltProducts.hostdevd, "--sysfs-root", tree.root, "--connect", uri, "--manifest", state + "/bindings.yaml",
@@ -294,7 +303,7 @@ struct DaemonTests {
         defer { libvirtd.stop() }
         let rig = try DaemonRig(
             libvirtd: libvirtd, manifest: "version: 1\nbindings:\n  - vm: win11\n    devices:\n      - pci: \"0000:01:00.0\"\n",
-            faultAfterStep: 2)
+            killAfterWrite: 4)
         #expect(eventually { !rig.daemon.isRunning })
         #expect(rig.daemon.wait() == 128 + SIGKILL)
         #expect(rig.ours("win11").isEmpty)  // killed after the two binds

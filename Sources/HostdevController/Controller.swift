@@ -1,0 +1,172 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+public import HostdevCore
+public import HostdevLibvirt
+public import HostdevSysfs
+
+/// The one controller path the daemon, `apply`, `release` and libvirt's hook
+/// share: observe (no lock) → plan (pure) → act (the lock only around each
+/// driver move; libvirt never under it). The executables only parse
+/// arguments and print what it returns.
+public struct Controller {
+    public let sources: HostSources
+    public let store: LedgerStore
+    /// How long a driver move waits for the state lock (nil: as long as it takes).
+    public var lockTimeout: Duration?
+    /// Where sysfs writes go (the kernel; a fake one in tests).
+    public var writer: (any SysfsWriter)?
+
+    public init(sources: HostSources, stateDirectory: String, lockTimeout: Duration? = .seconds(30), writer: (any SysfsWriter)? = nil) {
+        self.sources = sources
+        self.store = LedgerStore(directory: stateDirectory)
+        self.lockTimeout = lockTimeout
+        self.writer = writer
+    }
+
+    /// Which of a plan's steps an entry point may run.
+    public enum Scope: Sendable, Equatable {
+        /// Everything (the daemon, `apply`).
+        case everything
+        /// libvirt's hook for this VM: its own driver moves only, never a
+        /// domain edit (libvirt forbids calls back into it from a hook).
+        case hook(vm: String)
+        /// `release`: the steps about these devices only.
+        case devices(Set<PCIAddress>)
+    }
+
+    /// The steps of `plan` that `scope` allows, in the plan's order.
+    public static func steps(of plan: Plan, in scope: Scope, ledger: Ledger) -> Plan {
+        var scoped = plan
+        switch scope {
+        case .everything: break
+        case .hook(let vm):
+            scoped.steps = plan.steps.filter { step in
+                switch step.action {
+                case .bind(_, _, let owner): return owner == vm
+                case .restore(let address, _): return ledger.devices[address]?.vm == vm
+                default: return false
+                }
+            }
+        case .devices(let addresses):
+            let keys = Set(addresses.map { "pci \($0)" })
+            scoped.steps = plan.steps.filter { keys.contains($0.action.deviceKey) }
+        }
+        return scoped
+    }
+
+    public func observe(connection: LibvirtConnection?, warn: (String) -> Void = { _ in }) throws -> ObservedHost {
+        try Observer(sources: sources, connection: connection).observe(warn: warn)
+    }
+
+    /// The host as libvirt's hook sees it: sysfs and host uses, and one
+    /// domain, whose state libvirt's call tells (`active`: it is being
+    /// started); the hook must not ask libvirt about the others.
+    public func observeForHook(vm: String, active: Bool) throws -> ObservedHost {
+        let reader = InventoryReader(root: sources.sysfsRoot)
+        let inventory = try reader.read()
+        return ObservedHost(
+            inventory: inventory, domains: [DomainState(name: vm, state: active ? .running : .shutoff, active: active)],
+            hostUses: Observer(sources: sources).hostUses(inventory), coverage: .hook(vm))
+    }
+
+    public func plan(manifest: Manifest, observed: ObservedHost, backoff: Backoff = Backoff(), now: Double = 0) throws -> (Plan, Ledger) {
+        let ledger = try store.load()
+        return (Planner.plan(manifest: manifest, observed: observed, ledger: ledger, backoff: backoff, now: now), ledger)
+    }
+
+    public func executor(
+        domains: (any DomainEditor)?, afterStep: @escaping (Int, Step, StepOutcome) -> Void = { _, _, _ in },
+        shouldStop: @escaping () -> Bool = { false }
+    ) -> Executor {
+        let root = sources.sysfsRoot
+        let scanner = HostUseScanner(root: root)
+        let reader = InventoryReader(root: root)
+        return Executor(
+            drivers: PCIDriverControl(root: root, writer: writer), domains: domains, store: store, lockTimeout: lockTimeout,
+            hostUses: { scanner.uses(of: $0) },
+            groupHolders: { VFIOGroupHolders.holders(of: $0, reader: reader, root: root) },
+            afterStep: afterStep, shouldStop: shouldStop)
+    }
+
+    /// Acts on the steps of `plan` that `scope` allows, then saves what the
+    /// ledger must remember (live bindings; a settled interrupted step).
+    public func act(
+        _ plan: Plan, ledger: Ledger, scope: Scope, domains: (any DomainEditor)?,
+        afterStep: @escaping (Int, Step, StepOutcome) -> Void = { _, _, _ in }
+    ) throws -> (steps: [Step], outcomes: [StepOutcome]) {
+        let scoped = Self.steps(of: plan, in: scope, ledger: ledger)
+        let executor = executor(domains: domains, afterStep: afterStep)
+        let outcomes = try executor.run(scoped)
+        if scope == .everything, plan.liveVMs != ledger.liveVMs || ledger.intent != nil {
+            try executor.settle(liveVMs: plan.liveVMs, interrupted: ledger.intent)
+        }
+        return (scoped.steps, outcomes)
+    }
+}
+
+/// Why `hostdevctl release` will not release a device.
+public struct ReleaseRefusal: Error, Sendable, CustomStringConvertible {
+    public var address: PCIAddress
+    public var reason: String
+    public var description: String { "\(address): \(reason)" }
+}
+
+extension Controller {
+    /// `hostdevctl release`: checks each device (returns why one may not
+    /// be released), marks the others released under the manifest
+    /// `fingerprint`, and acts on their steps only. `force` releases a
+    /// device a running VM holds (unplugging it) and goes ahead when libvirt
+    /// cannot be asked; it never releases a device the host uses for
+    /// storage or networking.
+    public func release(
+        _ addresses: [PCIAddress], manifest: Manifest, force: Bool, connection: LibvirtConnection?,
+        afterStep: @escaping (Int, Step, StepOutcome) -> Void = { _, _, _ in }
+    ) throws -> (refused: [ReleaseRefusal], steps: [Step], outcomes: [StepOutcome], plan: Plan) {
+        var observed = try observe(connection: connection)
+        if case .unreachable(let why) = observed.coverage, force {
+            // --force: the operator vouches that no VM uses these devices.
+            observed.coverage = .all
+            observed.domains = []
+            _ = why
+        }
+        let ledger = try store.load()
+        var refused: [ReleaseRefusal] = []
+        var accepted = Set<PCIAddress>()
+        for address in addresses {
+            if let reason = Self.refusal(address, observed: observed, ledger: ledger, force: force) {
+                refused.append(ReleaseRefusal(address: address, reason: reason))
+            } else {
+                accepted.insert(address)
+            }
+        }
+        guard !accepted.isEmpty else { return (refused, [], [], Plan()) }
+        try store.withLock(timeout: lockTimeout) {
+            var ledger = try store.load()
+            for address in accepted { ledger.released[address] = manifest.fingerprint }
+            try store.save(ledger)
+        }
+        let (plan, marked) = try self.plan(manifest: manifest, observed: observed)
+        let (steps, outcomes) = try act(plan, ledger: marked, scope: .devices(accepted), domains: connection, afterStep: afterStep)
+        return (refused, steps, outcomes, plan)
+    }
+
+    /// Why `address` may not be released now, or nil.
+    static func refusal(_ address: PCIAddress, observed: ObservedHost, ledger: Ledger, force: Bool) -> String? {
+        guard let device = observed.inventory.device(at: address) else { return "no such PCI device on this host" }
+        guard device.driver == Planner.vfioDriver || ledger.devices[address] != nil else {
+            return "it is on \(device.driver ?? "no driver"), not on vfio-pci, and hostdevd did not bind it: nothing to release"
+        }
+        let uses = observed.hostUses.filter { $0.address == address }
+        if !uses.isEmpty {
+            return "the host uses it (\(uses.map(\.reason).joined(separator: "; "))); it is never moved, not even with --force"
+        }
+        if case .unreachable(let why) = observed.coverage {
+            return "libvirt unreachable (\(why)): cannot tell whether a running VM uses it; start libvirtd, or --force if you know none does"
+        }
+        if !force, let user = observed.domains.first(where: { $0.isActive && $0.liveHostdevs.contains { $0.source == .pci(address) } }) {
+            return "running \(user.name) uses it; shut \(user.name) down first, or --force to unplug it from the running VM"
+        }
+        return nil
+    }
+}
