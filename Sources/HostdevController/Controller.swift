@@ -16,6 +16,9 @@ public struct Controller {
     public var lockTimeout: Duration?
     /// Where sysfs writes go (the kernel; a fake one in tests).
     public var writer: (any SysfsWriter)?
+    /// How long one sysfs write may stay blocked in the kernel before the
+    /// step fails (the write stays in flight; the device is left alone).
+    public var writeDeadline: Duration = .seconds(10)
 
     public init(sources: HostSources, stateDirectory: String, lockTimeout: Duration? = .seconds(30), writer: (any SysfsWriter)? = nil) {
         self.sources = sources
@@ -83,7 +86,8 @@ public struct Controller {
         let scanner = HostUseScanner(root: root)
         let reader = InventoryReader(root: root)
         return Executor(
-            drivers: PCIDriverControl(root: root, writer: writer), domains: domains, store: store, lockTimeout: lockTimeout,
+            drivers: PCIDriverControl(root: root, writer: DeadlineWriter(base: writer ?? KernelSysfsWriter(root: root), deadline: writeDeadline)),
+            domains: domains, store: store, lockTimeout: lockTimeout,
             hostUses: { scanner.uses(of: $0) },
             groupHolders: { VFIOGroupHolders.holders(of: $0, reader: reader, root: root) },
             afterStep: afterStep, shouldStop: shouldStop)

@@ -2,6 +2,7 @@
     import Glibc
 #endif
 import FoundationEssentials
+import HostdevSysfs
 import Synchronization
 
 /// `sd_notify` without libsystemd: one datagram to `$NOTIFY_SOCKET`
@@ -146,18 +147,3 @@ public final class SerialThread: @unchecked Sendable {
     }
 }
 
-/// Runs `body` on a detached thread of its own: for loops that block in a
-/// system call (inotify reads) and must not hold a Swift concurrency thread.
-func detachedThread(_ body: @escaping @Sendable () -> Void) {
-    final class Work {
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-    }
-    let context = Unmanaged.passRetained(Work(body)).toOpaque()
-    var thread = pthread_t()
-    pthread_create(&thread, nil, { raw in
-        Unmanaged<Work>.fromOpaque(raw!).takeRetainedValue().body()
-        return nil
-    }, context)
-    pthread_detach(thread)
-}
