@@ -44,7 +44,9 @@ public struct Observer {
     public func domains() -> ([DomainState], DomainCoverage) {
         do {
             let connection = try self.connection ?? LibvirtConnection(uri: sources.libvirtURI)
-            return (try connection.domains(), .all)
+            var domains = try connection.domains()
+            VMUseResolver(root: sources.sysfsRoot).resolve(&domains)
+            return (domains, .all)
         } catch {
             return ([], .unreachable(String(describing: error)))
         }

@@ -198,7 +198,10 @@ public final class Reconciler: @unchecked Sendable {
         for case .vm(let name) in keys {
             do {
                 cache!.domains.removeAll { $0.name == name }
-                if let domain = try connection.domain(named: name) { cache!.domains.append(domain) }
+                if var domain = try connection.domain(named: name) {
+                    VMUseResolver(root: configuration.sysfsRoot).resolve(&domain.uses)
+                    cache!.domains.append(domain)
+                }
             } catch {
                 (cache!.domains, cache!.coverage) = ([], .unreachable(String(describing: error)))
                 return

@@ -48,6 +48,49 @@ extension HostdevEntry.Source {
     }
 }
 
+/// An element of a domain's XML, other than the `<hostdev>`s hostdevd
+/// writes, through which the VM uses a host device: while the VM is active,
+/// that device is never moved nor given to another VM.
+public struct VMUse: Sendable, Equatable, Codable {
+    public enum Target: Sendable, Equatable, Codable {
+        /// `<hostdev type='pci'>`, `<interface type='hostdev'>`.
+        case pci(PCIAddress)
+        /// `<hostdev type='usb'>`, by ID or by bus/device.
+        case usb(HostdevEntry.Source)
+        /// `<hostdev type='scsi'>`: the adapter (`scsi_host3`).
+        case scsiHost(String)
+        /// `<hostdev type='scsi_host'>` (vhost-scsi): the target's WWPN.
+        case vhostSCSI(String)
+        /// `<hostdev type='mdev'>`: the mediated device's UUID.
+        case mdev(String)
+        /// `<interface type='direct'>` (macvtap): the host interface.
+        case netdev(String)
+        /// `<disk type='block'>`: the host block device.
+        case block(String)
+    }
+
+    /// How the XML says it, for people: `<interface type='hostdev'>`.
+    public var element: String
+    public var target: Target
+    /// The PCI functions behind the target, as the observer resolved them
+    /// on this host (a macvtap over a bond sits on each of its slaves).
+    public var devices: [PCIAddress]
+
+    public init(element: String, target: Target, devices: [PCIAddress] = []) {
+        self.element = element
+        self.target = target
+        self.devices = devices
+    }
+
+    /// `<interface type='direct'> (enp5s0)`.
+    public var description: String {
+        switch target {
+        case .pci, .usb: return element
+        case .scsiHost(let name), .vhostSCSI(let name), .mdev(let name), .netdev(let name), .block(let name): return "\(element) (\(name))"
+        }
+    }
+}
+
 /// A libvirt domain as observed: identity, run state and its hostdevs.
 public struct DomainState: Sendable, Equatable, Codable {
     /// libvirt's state, for people. Whether QEMU holds the domain's devices
@@ -72,6 +115,9 @@ public struct DomainState: Sendable, Equatable, Codable {
     public var configHostdevs: [HostdevEntry]
     /// `<hostdev>`s of the running domain; empty when it is not active.
     public var liveHostdevs: [HostdevEntry]
+    /// Every element that uses a host device, from the live XML while the
+    /// domain is active and the persistent XML otherwise.
+    public var uses: [VMUse] = []
 
     /// `active` defaults to what `state` implies (running or paused); the
     /// libvirt adapter always passes libvirt's answer.
@@ -88,7 +134,7 @@ public struct DomainState: Sendable, Equatable, Codable {
         self.liveHostdevs = liveHostdevs
     }
 
-    enum CodingKeys: String, CodingKey { case name, uuid, state, isActive, persistent, configHostdevs, liveHostdevs }
+    enum CodingKeys: String, CodingKey { case name, uuid, state, isActive, persistent, configHostdevs, liveHostdevs, uses }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -99,6 +145,7 @@ public struct DomainState: Sendable, Equatable, Codable {
             persistent: try c.decodeIfPresent(Bool.self, forKey: .persistent) ?? true,
             configHostdevs: try c.decodeIfPresent([HostdevEntry].self, forKey: .configHostdevs) ?? [],
             liveHostdevs: try c.decodeIfPresent([HostdevEntry].self, forKey: .liveHostdevs) ?? [])
+        uses = try c.decodeIfPresent([VMUse].self, forKey: .uses) ?? []
     }
 }
 

@@ -35,6 +35,9 @@ struct Planning {
     let bindingByVM: [String: Binding]
     let domainByName: [String: DomainState]
     let liveUsers: [PCIAddress: String]
+    /// Devices an active domain uses through an element other than
+    /// hostdevd's own `<hostdev>`s (interface, disk, scsi, mdev, …).
+    let vmUses: [PCIAddress: (vm: String, use: VMUse)]
 
     var steps: [Step] = []
     var bindingConditions: [String: Condition] = [:]
@@ -61,10 +64,18 @@ struct Planning {
         self.bindingByVM = Dictionary(manifest.bindings.map { ($0.vm, $0) }, uniquingKeysWith: { a, _ in a })
         self.domainByName = Dictionary(observed.domains.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         var liveUsers: [PCIAddress: String] = [:]
+        var vmUses: [PCIAddress: (vm: String, use: VMUse)] = [:]
         for domain in observed.domains where domain.isActive {
             for entry in domain.liveHostdevs { if case .pci(let address) = entry.source { liveUsers[address] = liveUsers[address] ?? domain.name } }
+            for use in domain.uses {
+                for address in use.devices {
+                    liveUsers[address] = liveUsers[address] ?? domain.name
+                    vmUses[address] = vmUses[address] ?? (domain.name, use)
+                }
+            }
         }
         self.liveUsers = liveUsers
+        self.vmUses = vmUses
         self.releasedByHand = Set(ledger.released.filter { $0.value == manifest.fingerprint }.keys)
     }
 
@@ -256,8 +267,17 @@ struct Planning {
     /// of their group that the same VM owns (the group moves as one).
     mutating func applySafety() {
         var reasons: [PCIAddress: String] = [:]
-        for address in manifest.host.protect { reasons[address] = "listed in host.protect" }
-        for use in observed.hostUses { reasons[use.address] = reasons[use.address] ?? use.reason }
+        for address in manifest.host.protect { reasons[address] = "\(address) is needed by the host: listed in host.protect" }
+        for use in observed.hostUses where reasons[use.address] == nil {
+            // Reasons that name the chain start at the device itself.
+            reasons[use.address] = use.reason.hasPrefix(use.address.description)
+                ? "needed by the host: \(use.reason)" : "\(use.address) is needed by the host: \(use.reason)"
+        }
+        // A device another VM uses while it runs is never moved nor given away.
+        for (address, ownership) in owned {
+            guard let user = vmUses[address], user.vm != ownership.vm else { continue }
+            reasons[address] = reasons[address] ?? "running \(user.vm) holds \(address) through \(user.use.description)"
+        }
         var units: [String: [PCIAddress]] = [:]
         for (address, ownership) in owned {
             units[ownership.group.map { "\(ownership.vm)#\($0)" } ?? "\(ownership.vm)@\(address)", default: []].append(address)
@@ -266,8 +286,8 @@ struct Planning {
             guard let critical = members.sorted().first(where: { reasons[$0] != nil }) else { continue }
             for member in members {
                 let why = critical == member
-                    ? "\(member) is needed by the host: \(reasons[critical]!)"
-                    : "IOMMU group \(owned[member]?.group.map(String.init) ?? "?") holds \(critical), which the host needs (\(reasons[critical]!)); the group moves as one"
+                    ? reasons[critical]!
+                    : "IOMMU group \(owned[member]?.group.map(String.init) ?? "?") holds \(critical), which cannot move (\(reasons[critical]!)); the group moves as one"
                 owned[member] = nil
                 frozen.insert(member)
                 block("pci \(member)", why)
@@ -427,11 +447,22 @@ struct Planning {
         for domain in observed.domains {
             let want = desired[domain.name] ?? []
             let binding = bindingByVM[domain.name]
-            let handWritten = Set(domain.configHostdevs.filter { !$0.isOurs }.map(\.source))
+            // Hand-written entries, by the physical device they name: a USB
+            // device written by ID and by bus/device is one device.
+            let handWritten = Set(domain.configHostdevs.filter { !$0.isOurs }.map { physical($0.source) })
+                .union(domain.uses.compactMap { use -> HostdevEntry.Source? in
+                    if case .pci(let address) = use.target, use.element.hasPrefix("<interface") { return .pci(address) }
+                    return nil
+                })
+            for entry in domain.configHostdevs where entry.managed && !entry.isOurs {
+                if case .pci(let address) = entry.source, owned[address]?.vm == domain.name {
+                    notes.append("\(domain.name) has a hand-written managed='yes' <hostdev> for \(address): libvirt gives it back to the host driver when \(domain.name) stops")
+                }
+            }
             let haveOurs = domain.configHostdevs.filter(\.isOurs)
             if domain.persistent {
                 for entry in want where !haveOurs.contains(where: { $0.source == entry.source }) {
-                    if handWritten.contains(entry.source) {
+                    if handWritten.contains(physical(entry.source)) {
                         notes.append("\(domain.name) already has a hand-written <hostdev> for \(entry); hostdevd leaves it as it is")
                         continue
                     }
@@ -518,6 +549,16 @@ struct Planning {
                 reason: "host.sriov asks for \(setting.numVFs) VFs (now \(sriov.numVFs))"))
             deviceConditions[key] = .pending("numvfs \(sriov.numVFs) → \(setting.numVFs)")
         }
+    }
+
+    /// A USB source by the physical device it names: by bus/device when the
+    /// inventory can tell (an ID that matches exactly one device), so that
+    /// either form of the same device compares equal.
+    func physical(_ source: HostdevEntry.Source) -> HostdevEntry.Source {
+        guard case .usbID(let vendor, let product) = source else { return source }
+        let matches = inventory.devices.filter { $0.capability == .usbDevice && idMatches($0, vendor, product) }
+        guard matches.count == 1, let bus = matches[0].usb?.bus, let device = matches[0].usb?.device else { return source }
+        return .usbAddress(bus: bus, device: device)
     }
 
     /// Steps for devices whose last attempt failed wait for their retry time.

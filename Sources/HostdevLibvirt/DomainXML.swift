@@ -12,6 +12,57 @@ public enum DomainXML {
         return (domain.child("devices")?.children("hostdev") ?? []).compactMap(entry)
     }
 
+    /// Every element of a domain document that uses a host device:
+    /// `<hostdev>` of type pci, usb, scsi, scsi_host (vhost) and mdev;
+    /// `<interface type='hostdev'>` and `type='direct'` (macvtap); `<disk
+    /// type='block'>`. hostdevd's own `<hostdev>`s (its alias) are left out.
+    public static func uses(_ xml: String, source: String) throws -> [VMUse] {
+        let devices = try XMLElement.parse(xml, source: source).child("devices")?.children ?? []
+        return devices.compactMap(use)
+    }
+
+    static func use(_ element: XMLElement) -> VMUse? {
+        let type = element.attributes["type"] ?? ""
+        let shown = "<\(element.name) type='\(type)'>"
+        let src = element.child("source")
+        switch element.name {
+        case "hostdev":
+            if let entry = entry(element) {
+                guard !entry.isOurs else { return nil }
+                switch entry.source {
+                case .pci(let address): return VMUse(element: shown, target: .pci(address))
+                case .usbID, .usbAddress: return VMUse(element: shown, target: .usb(entry.source))
+                }
+            }
+            switch type {
+            case "scsi":
+                guard let adapter = src?.child("adapter")?.attributes["name"] else { return nil }
+                return VMUse(element: shown, target: .scsiHost(adapter))
+            case "scsi_host":
+                guard let wwpn = src?.attributes["wwpn"] else { return nil }
+                return VMUse(element: shown, target: .vhostSCSI(wwpn))
+            case "mdev":
+                guard let uuid = src?.child("address")?.attributes["uuid"] else { return nil }
+                return VMUse(element: shown, target: .mdev(uuid))
+            default: return nil
+            }
+        case "interface":
+            switch type {
+            case "hostdev":
+                guard let address = src?.child("address").flatMap(NodeDeviceInventory.address) else { return nil }
+                return VMUse(element: shown, target: .pci(address))
+            case "direct":
+                guard let dev = src?.attributes["dev"] else { return nil }
+                return VMUse(element: shown, target: .netdev(dev))
+            default: return nil
+            }
+        case "disk":
+            guard type == "block", let dev = src?.attributes["dev"] else { return nil }
+            return VMUse(element: shown, target: .block(dev))
+        default: return nil
+        }
+    }
+
     static func entry(_ hostdev: XMLElement) -> HostdevEntry? {
         guard hostdev.attributes["mode"] ?? "subsystem" == "subsystem", let src = hostdev.child("source") else { return nil }
         let alias = hostdev.child("alias")?.attributes["name"]

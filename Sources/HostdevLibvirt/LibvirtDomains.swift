@@ -44,11 +44,15 @@ extension LibvirtConnection {
         guard isActive >= 0 else { throw LibvirtError.last("asking whether \(name) is active") }
         let persistent = virDomainIsPersistent(domain) == 1
         let active = isActive == 1
-        let config = persistent ? try DomainXML.hostdevs(xml(domain, name, inactive: true), source: "domain \(name)") : []
-        let live = active ? try DomainXML.hostdevs(xml(domain, name, inactive: false), source: "domain \(name)") : []
-        return DomainState(
+        let configXML = persistent ? try xml(domain, name, inactive: true) : nil
+        let liveXML = active ? try xml(domain, name, inactive: false) : nil
+        let config = try configXML.map { try DomainXML.hostdevs($0, source: "domain \(name)") } ?? []
+        let live = try liveXML.map { try DomainXML.hostdevs($0, source: "domain \(name)") } ?? []
+        var observed = DomainState(
             name: name, uuid: String(decoding: uuid.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self), state: state, active: active, persistent: persistent, configHostdevs: config,
             liveHostdevs: live)
+        if let current = liveXML ?? configXML { observed.uses = try DomainXML.uses(current, source: "domain \(name)") }
+        return observed
     }
 
     func xml(_ domain: virDomainPtr, _ name: String, inactive: Bool) throws -> String {

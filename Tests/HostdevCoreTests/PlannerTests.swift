@@ -257,7 +257,7 @@ func summaries(_ plan: Plan) -> [String] { plan.steps.map(\.action.summary) }
         (nvme, "0000:02:00.0 is needed by the host: holds / (nvme0n1p1)"),
         (igpu, "0000:00:02.0 is needed by the host: drives the boot console (boot_vga)"),
         (port0, "0000:04:00.0 is needed by the host: listed in host.protect"),
-        (port1, "IOMMU group 9 holds 0000:04:00.0, which the host needs (listed in host.protect); the group moves as one"),
+        (port1, "IOMMU group 9 holds 0000:04:00.0, which cannot move (0000:04:00.0 is needed by the host: listed in host.protect); the group moves as one"),
     ])
     func hostNeedsAreNeverDetached(address: PCIAddress, reason: String) {
         let result = plan([binding("win11", DeviceClaim(.pci(address)))], host: HostPolicy(protect: [port0]))

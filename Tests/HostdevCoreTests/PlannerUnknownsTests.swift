@@ -214,3 +214,56 @@ extension Backoff {
         return backoff
     }
 }
+
+/// Every element through which a VM uses a device keeps that device from
+/// being moved or given to another VM while the VM runs.
+@Suite struct VMUseTests {
+    @Test(arguments: [
+        (VMUse(element: "<interface type='hostdev'>", target: .pci(port0), devices: [port0]), "<interface type='hostdev'>"),
+        (VMUse(element: "<interface type='direct'>", target: .netdev("enp4s0f0"), devices: [port0]), "<interface type='direct'> (enp4s0f0)"),
+        (VMUse(element: "<disk type='block'>", target: .block("/dev/sdb"), devices: [port0]), "<disk type='block'> (/dev/sdb)"),
+        (VMUse(element: "<hostdev type='scsi'>", target: .scsiHost("scsi_host3"), devices: [port0]), "<hostdev type='scsi'> (scsi_host3)"),
+        (VMUse(element: "<hostdev type='mdev'>", target: .mdev("4b20d080-1b54-4048-85b3-a6a62d165c01"), devices: [port0]),
+            "<hostdev type='mdev'> (4b20d080-1b54-4048-85b3-a6a62d165c01)"),
+    ])
+    func aRunningVMsDeviceIsNeverGivenToAnother(use: VMUse, shown: String) {
+        var ci = DomainState(name: "ci", state: .running)
+        ci.uses = [use]
+        let observed = workstation(domains: [DomainState(name: "win11", state: .shutoff), ci])
+        let result = plan([binding("win11", DeviceClaim(.pci(port0)))], observed)
+        #expect(!summaries(result).contains { $0.contains("0000:04:00.0") }, "\(summaries(result))")
+        #expect(result.devices["pci 0000:04:00.0"] == .blocked("running ci holds 0000:04:00.0 through \(shown)"))
+        // Its group sibling moves with it, or not at all.
+        #expect(result.devices["pci 0000:04:00.1"]?.description.contains("the group moves as one") == true)
+    }
+
+    @Test func aDeviceARunningVMUsesIsNotReleased() {
+        var ci = DomainState(name: "ci", state: .running)
+        ci.uses = [VMUse(element: "<interface type='hostdev'>", target: .pci(vf0), devices: [vf0])]
+        let result = plan([], workstation(drivers: [vf0: "vfio-pci"], domains: [ci]), ledger: Ledger(devices: [vf0: .init(originalDriver: "igbvf", vm: "old")]))
+        #expect(result.steps.isEmpty)
+        #expect(result.devices["pci 0000:03:10.0"] == .pending("orphan in use by running ci; released when it stops"))
+    }
+
+    @Test func theSameVMsInterfaceStandsForOurHostdev() {
+        var win11 = DomainState(name: "win11", state: .shutoff)
+        win11.uses = [VMUse(element: "<interface type='hostdev'>", target: .pci(vf0), devices: [vf0])]
+        let result = plan([binding("win11", DeviceClaim(.pci(vf0)))], workstation(domains: [win11]))
+        #expect(!summaries(result).contains { $0.hasPrefix("add <hostdev>") }, "\(summaries(result))")
+    }
+
+    /// One physical USB device, written by ID in the manifest and by
+    /// bus/device by hand: never a second entry.
+    @Test func usbIsOneDeviceWhicheverFormNamesIt() {
+        let win11 = DomainState(name: "win11", state: .shutoff, configHostdevs: [HostdevEntry(source: .usbAddress(bus: 1, device: 4))])
+        let result = plan([binding("win11", DeviceClaim(.usbID(vendor: 0x046d, product: 0xc52b, index: nil)))], workstation(domains: [win11]))
+        #expect(result.steps.isEmpty, "\(summaries(result))")
+        #expect(result.notes.contains { $0.contains("hand-written <hostdev> for usb 046d:c52b") })
+    }
+
+    @Test func handWrittenManagedYesGetsANote() {
+        let win11 = DomainState(name: "win11", state: .shutoff, configHostdevs: [HostdevEntry(source: .pci(port0), managed: true)])
+        let result = plan([binding("win11", DeviceClaim(.pci(port0)))], workstation(domains: [win11]))
+        #expect(result.notes.contains("win11 has a hand-written managed='yes' <hostdev> for 0000:04:00.0: libvirt gives it back to the host driver when win11 stops"))
+    }
+}
