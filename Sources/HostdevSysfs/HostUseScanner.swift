@@ -47,10 +47,20 @@ public struct HostUseScanner: Sendable {
     public static let bootVGANote = "boot_vga=1 (the firmware's boot display): a hint, not a use"
 
     func collect(only: PCIAddress?, bootVGA: @escaping () -> [PCIAddress]) -> [HostUse] {
-        var uses = networkUses() + storageUses()
-        let firmwareGPU = FirmwareGPU(find: bootVGA)
-        uses += consoleUses(firmwareGPU)
-        uses += drmUses(only: only, firmwareGPU)
+        // A one-device re-check reads only what can sit on that class of
+        // device: a GPU has no disks or interfaces beneath it, a NIC no
+        // console, a disk controller neither. Other classes (USB and
+        // Thunderbolt controllers, bridges) get every check.
+        let baseClass = only.flatMap { root.read("/sys/bus/pci/devices/\($0)/class") }.flatMap { UInt32(hexText: $0) }
+            .map { $0 >> 16 }
+        var uses: [HostUse] = []
+        if baseClass != 0x01 && baseClass != 0x03 { uses += networkUses() }
+        if baseClass != 0x02 && baseClass != 0x03 { uses += storageUses() }
+        if baseClass != 0x01 && baseClass != 0x02 {
+            let firmwareGPU = FirmwareGPU(find: bootVGA)
+            uses += consoleUses(firmwareGPU)
+            uses += drmUses(only: only, firmwareGPU)
+        }
         var seen = Set<HostUse>()
         return uses.filter { seen.insert($0).inserted }.sorted {
             ($0.address, $0.kind.rawValue, $0.reason) < ($1.address, $1.kind.rawValue, $1.reason)

@@ -143,6 +143,9 @@ struct FailingWriter: SysfsWriter {
         let scanner = HostUseScanner(root: tree.sysfs)
         #expect(!scanner.scan(inventory).isEmpty)
         measure("workstation full scan") { _ = scanner.scan(inventory) }
+        measure("workstation network part") { _ = scanner.networkUses() }
+        measure("workstation storage part") { _ = scanner.storageUses() }
+        measure("workstation console part") { _ = scanner.consoleUses(FirmwareGPU { [] }) }
         measure("workstation uses(of: NIC)") { _ = scanner.uses(of: PCIAddress("0000:00:1f.6")!, inventory: inventory) }
         measure("workstation uses(of: GPU)") { _ = scanner.uses(of: PCIAddress("0000:01:00.0")!, inventory: inventory) }
     }
