@@ -452,6 +452,25 @@ extension SysfsTree {
         return diskPath
     }
 
+    /// An NVMe namespace seen through native multipath: the disk
+    /// (`nvme0n1`) lives under `/sys/devices/virtual/nvme-subsystem/nvme-subsysN`,
+    /// which links each controller (`nvme0`, `nvme1`) under its PCI function.
+    @discardableResult
+    public func addNVMeMultipathDisk(_ disk: String, subsystem: Int, controllers: [(name: String, pciPath: String)]) -> String {
+        let subsystemPath = "/sys/devices/virtual/nvme-subsystem/nvme-subsys\(subsystem)"
+        let diskPath = subsystemPath + "/" + disk
+        FileTree.makeDirectory(host(diskPath))
+        FileTree.write(host(diskPath + "/uevent"), "DEVTYPE=disk\nDEVNAME=\(disk)\n")
+        for controller in controllers {
+            let controllerPath = controller.pciPath + "/nvme/" + controller.name
+            FileTree.makeDirectory(host(controllerPath))
+            FileTree.link(host(subsystemPath + "/" + controller.name), to: FileTree.relative(from: subsystemPath, to: controllerPath))
+        }
+        classDevice(diskPath, subsystem: "/sys/class/block", list: "/sys/class/block/\(disk)")
+        assignBlockNumber(disk, diskPath)
+        return diskPath
+    }
+
     /// A device-mapper device (`dm-0`, named `cryptroot` in `/dev/mapper`)
     /// over `lowers`, with `slaves/` and the lowers' `holders/` links.
     @discardableResult

@@ -214,6 +214,29 @@ func scan(_ tree: SysfsTree) throws -> HostUseScan {
         ])
     }
 
+    /// An NVMe multipath head has no PCI function on its path: every
+    /// controller its subsystem lists is used.
+    @Test func nvmeMultipathHeadUsesEveryController() throws {
+        let tree = SysfsTree()
+        let a = tree.addPCI(.init("0000:41:00.0", vendor: "144d", device: "a824", classCode: 0x010802, driver: "nvme", iommuGroup: 40))
+        let b = tree.addPCI(.init("0000:42:00.0", vendor: "144d", device: "a824", classCode: 0x010802, driver: "nvme", iommuGroup: 41))
+        tree.addNVMeMultipathDisk("nvme0n1", subsystem: 0, controllers: [("nvme0", a), ("nvme1", b)])
+        tree.addPartition(1, ofDisk: "nvme0n1")
+        tree.mount("nvme0n1p1", at: "/var/lib/vms", fstype: "xfs")
+        #expect(try scan(tree).uses.map(\.reason) == [
+            "0000:41:00.0 → nvme0n1 → nvme0n1p1, mounted at /var/lib/vms",
+            "0000:42:00.0 → nvme0n1 → nvme0n1p1, mounted at /var/lib/vms",
+        ])
+    }
+
+    /// `operstate` unknown (tun, some virtual NICs) counts as up.
+    @Test func unknownOperstateIsUp() throws {
+        let tree = SysfsTree.hostLayout(.nicDown)
+        let path = tree.pciPath(PCIAddress("0000:05:00.0")!) + "/net/enp5s0"
+        FileTree.write(tree.host(path + "/operstate"), "unknown\n")
+        #expect(try scan(tree).uses.map(\.reason) == ["0000:05:00.0 → enp5s0, which carries the default route"])
+    }
+
     /// A bound console with no framebuffer vtcon (fbcon unbound) is no use.
     @Test func unboundConsoleIsNoUse() throws {
         let tree = SysfsTree.hostLayout(.consoleOnSecondGPU)
