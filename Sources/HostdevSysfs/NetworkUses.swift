@@ -28,13 +28,18 @@ extension HostUseScanner {
             let operstate = dir.read("operstate")
             let flags = dir.read("flags").flatMap { UInt32(hexText: $0) }
             var lowers = Set<String>()
+            // One getdents tells which of the optional entries exist.
+            var has = Set<String>()
             for entry in dir.entries() {
                 if entry.hasPrefix("lower_") { lowers.insert(String(entry.dropFirst(6))) }
                 if entry.hasPrefix("upper_") { extraLowers[String(entry.dropFirst(6)), default: []].insert(name) }
+                if entry == "master" || entry == "brif" || entry == "bonding" { has.insert(entry) }
             }
-            if let master = dir.linkName("master") { extraLowers[master, default: []].insert(name) }
-            lowers.formUnion(root.list(path + "/brif") ?? [])
-            if let slaves = dir.read("bonding/slaves") { lowers.formUnion(slaves.split(separator: " ").map(String.init)) }
+            if has.contains("master"), let master = dir.linkName("master") { extraLowers[master, default: []].insert(name) }
+            if has.contains("brif") { lowers.formUnion(root.list(path + "/brif") ?? []) }
+            if has.contains("bonding"), let slaves = dir.read("bonding/slaves") {
+                lowers.formUnion(slaves.split(separator: " ").map(String.init))
+            }
             all[name] = Interface(
                 name: name, path: path,
                 up: operstate == "up" || operstate == "unknown" || (flags ?? 0) & 1 != 0, lowers: lowers)

@@ -10,8 +10,8 @@ import HostdevCore
 /// pool member as udev's database records it (`/run/udev/data/bM:m`,
 /// `ID_FS_TYPE` zfs_member, LVM2_member, linux_raid_member, crypto_LUKS: the
 /// host imports the pool whether or not anything above it is mounted). Then
-/// everything beneath a used device is used too (`slaves/`, `holders/`,
-/// partition → disk), down to the disk's PCI controller.
+/// everything beneath a used device is used too (`slaves/` and `holders/`
+/// of stacked devices, partition → disk), down to the disk's PCI controller.
 extension HostUseScanner {
     struct BlockDevice {
         var name: String
@@ -30,10 +30,20 @@ extension HostUseScanner {
             let path = resolved("/sys/class/block/\(name)")
             guard let dir = root.directory(path) else { continue }
             let isPartition = dir.read("partition") != nil
-            var lowers = Set(root.list(path + "/slaves") ?? [])
-            for holder in root.list(path + "/holders") ?? [] { holderLowers[holder, default: []].insert(name) }
+            // Stacked devices (dm, md, bcache) are virtual and the kernel
+            // links both ways (`slaves/` on the upper, `holders/` on the
+            // lower): the uppers' `slaves/` give every edge, so the many
+            // disks' and partitions' `holders/` are not read; a virtual
+            // device's own `holders/` is (dm over dm, in a tree recorded
+            // without `slaves/`).
+            let isVirtual = path.hasPrefix("/sys/devices/virtual/")
+            var lowers = Set<String>()
+            if isVirtual {
+                lowers = Set(root.list(path + "/slaves") ?? [])
+                for holder in root.list(path + "/holders") ?? [] { holderLowers[holder, default: []].insert(name) }
+            }
             if isPartition { lowers.insert(SysfsPath.lastComponent(SysfsPath.parent(path))) }
-            let label = dir.read("dm/name").map { "\(name) (\($0))" } ?? name
+            let label = name.hasPrefix("dm-") ? dir.read("dm/name").map { "\(name) (\($0))" } ?? name : name
             all[name] = BlockDevice(
                 name: name, path: path, devnum: dir.read("dev"), isPartition: isPartition, lowers: lowers, label: label)
         }
