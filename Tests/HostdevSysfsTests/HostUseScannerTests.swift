@@ -237,6 +237,19 @@ func scan(_ tree: SysfsTree) throws -> HostUseScan {
         #expect(try scan(tree).uses.map(\.reason) == ["0000:05:00.0 → enp5s0, which carries the default route"])
     }
 
+    /// simpledrm: the firmware framebuffer is a DRM card of a platform
+    /// device, which sits on the boot GPU; a process holding it holds that GPU.
+    @Test func simpledrmCardBelongsToTheBootGPU() throws {
+        let tree = SysfsTree()
+        tree.addPCI(.init("0000:01:00.0", vendor: "10de", device: "2684", classCode: 0x030000, iommuGroup: 1, bootVGA: true))
+        let platform = tree.addFirmwareFramebuffer("simple-framebuffer", fb: 0)
+        tree.addDRMCard(0, on: platform)
+        tree.addProcess(300, comm: "plymouthd", openFiles: ["/dev/dri/card0"])
+        #expect(try scan(tree).uses.map(\.reason) == [
+            "0000:01:00.0 → simple-framebuffer.0 → /dev/dri/card0, held open by plymouthd (pid 300)"
+        ])
+    }
+
     /// A bound console with no framebuffer vtcon (fbcon unbound) is no use.
     @Test func unboundConsoleIsNoUse() throws {
         let tree = SysfsTree.hostLayout(.consoleOnSecondGPU)
