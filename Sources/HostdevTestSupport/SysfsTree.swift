@@ -607,6 +607,9 @@ extension SysfsTree {
     /// `bonding/slaves`.
     @discardableResult
     public func addUpperNet(_ name: String, kind: UpperKind, lowers: [String], up: Bool = true) -> String {
+        // Locked: a daemon test adds a bridge while the fake kernel answers.
+        lock.lock()
+        defer { lock.unlock() }
         let path = "/sys/devices/virtual/net/\(name)"
         FileTree.makeDirectory(host(path))
         FileTree.write(host(path + "/address"), "52:54:00:00:00:01\n")
@@ -646,6 +649,8 @@ extension SysfsTree {
 
     /// Sets an interface administratively up or down (`operstate`, `flags`).
     public func setNetUp(_ name: String, _ up: Bool) {
+        lock.lock()
+        defer { lock.unlock() }
         let path = SysfsPath.resolve("/sys/class/net", sysfs.readLink("/sys/class/net/\(name)")!)
         FileTree.write(host(path + "/operstate"), (up ? "up" : "down") + "\n")
         FileTree.write(host(path + "/flags"), (up ? "0x1003" : "0x1002") + "\n")
