@@ -1,7 +1,8 @@
 import HostdevCore
 
 /// Console uses: the GPU whose framebuffer holds a bound virtual console,
-/// and a GPU whose DRM card or render node a process holds open.
+/// and a GPU whose DRM card or render node (or, with NVIDIA's driver,
+/// `/dev/nvidiaN`) a process holds open.
 ///
 /// fbcon maps every console to the first framebuffer registered unless told
 /// otherwise (`fbcon=map:`), so the console's framebuffer is the
@@ -45,8 +46,10 @@ extension HostUseScanner {
         }
     }
 
-    /// `cardN` and `renderDN` nodes and the GPU each belongs to.
-    func drmNodes(_ firmwareGPU: FirmwareGPU) -> [String: (PCIAddress, via: String?)] {
+    /// Device files that hold a GPU, by path, and the GPU each belongs to:
+    /// DRM `cardN` and `renderDN` nodes, and the NVIDIA driver's
+    /// `/dev/nvidiaN` (its minor is in `/proc/driver/nvidia/gpus/ADDR/information`).
+    func gpuNodes(_ firmwareGPU: FirmwareGPU) -> [String: (PCIAddress, via: String?)] {
         var nodes: [String: (PCIAddress, via: String?)] = [:]
         for entry in root.list("/sys/class/drm") ?? [] {
             // card0-HDMI-A-1 and the like are connectors, not device nodes.
@@ -55,29 +58,42 @@ extension HostUseScanner {
             guard let device = root.readLink(path + "/device"),
                 let gpu = firmwareGPU.gpu(ofDevice: SysfsPath.resolve(path, device))
             else { continue }
-            nodes[entry] = gpu
+            nodes["/dev/dri/" + entry] = gpu
+        }
+        for entry in root.list("/proc/driver/nvidia/gpus") ?? [] {
+            guard let address = PCIAddress(entry),
+                let information = root.read("/proc/driver/nvidia/gpus/\(entry)/information"),
+                let line = information.split(separator: "\n").first(where: { $0.hasPrefix("Device Minor:") }),
+                let minor = Int(line.dropFirst("Device Minor:".count).trimmingSpaces)
+            else { continue }
+            nodes["/dev/nvidia\(minor)"] = (address, nil)
         }
         return nodes
     }
 
-    /// Walks `/proc` only when there is a DRM node to find (and, for a
-    /// one-device re-check, only when that device has one).
+    /// Walks `/proc` only when there is a GPU device file to find (and, for
+    /// a one-device re-check, only when that device has one).
     func drmUses(only: PCIAddress?, _ firmwareGPU: FirmwareGPU) -> [HostUse] {
-        let nodes = drmNodes(firmwareGPU)
+        let nodes = gpuNodes(firmwareGPU)
         guard !nodes.isEmpty, only.map({ address in nodes.values.contains { $0.0 == address } }) ?? true else {
             return []
         }
-        let holders = OpenFiles(root: root).holders { target -> String? in
-            guard target.hasPrefix("/dev/dri/") else { return nil }
-            let node = SysfsPath.lastComponent(target)
-            return nodes[node] != nil ? node : nil
-        }
+        let holders = OpenFiles(root: root).holders { target -> String? in nodes[target] != nil ? target : nil }
         return holders.sorted { $0.key < $1.key }.compactMap { node, processes in
             guard let (gpu, via) = nodes[node] else { return nil }
-            let chain = [gpu.description] + (via.map { [$0] } ?? []) + ["/dev/dri/\(node)"]
+            let chain = [gpu.description] + (via.map { [$0] } ?? []) + [node]
             return HostUse(
                 address: gpu, kind: .drmOpen, chain: chain,
                 why: "held open by " + processes.map(\.description).joined(separator: ", "))
         }
+    }
+}
+
+extension Substring {
+    var trimmingSpaces: Substring {
+        var text = self
+        while text.first == " " || text.first == "\t" { text = text.dropFirst() }
+        while text.last == " " || text.last == "\t" { text = text.dropLast() }
+        return text
     }
 }

@@ -810,6 +810,18 @@ extension SysfsTree {
         FileTree.link(host("/sys/class/drm/card\(index)-HDMI-A-1"), to: FileTree.relative(from: "/sys/class/drm", to: connector))
     }
 
+    /// The NVIDIA driver's record of a GPU (`/proc/driver/nvidia/gpus/ADDR/information`),
+    /// whose `Device Minor` names its `/dev/nvidiaN`.
+    public func addNvidiaGPU(_ address: PCIAddress, minor: Int) {
+        let dir = host("/proc/driver/nvidia/gpus/\(address)")
+        FileTree.makeDirectory(dir)
+        FileTree.write(
+            dir + "/information",
+            "Model: \t\t NVIDIA GeForce RTX 4090\nIRQ:   \t\t 180\nGPU UUID: \t GPU-0000\nVideo BIOS: \t 95.02.18.80.5f\n"
+                + "Bus Type: \t PCIe\nDMA Size: \t 47 bits\nDMA Mask: \t 0x7fffffffffff\nBus Location: \t \(address)\n"
+                + "Device Minor: \t \(minor)\nGPU Excluded:\t No\n")
+    }
+
     /// A process (`/proc/PID/comm`) holding `openFiles` open: `fd/N` links
     /// whose target text is the file (`/dev/dri/card0`, `/dev/vfio/12`).
     public func addProcess(_ pid: Int, comm: String, openFiles: [String]) {

@@ -250,6 +250,23 @@ func scan(_ tree: SysfsTree) throws -> HostUseScan {
         ])
     }
 
+    /// NVIDIA's driver has no DRM card without modeset: `/dev/nvidiaN`, by
+    /// the minor its /proc record names, holds the GPU; `/dev/nvidiactl` no GPU in particular.
+    @Test func nvidiaDeviceFileHoldsItsGPU() throws {
+        let tree = SysfsTree()
+        let gpu = PCIAddress("0000:01:00.0")!
+        let other = PCIAddress("0000:02:00.0")!
+        tree.addPCI(.init(gpu.description, vendor: "10de", device: "2684", classCode: 0x030000, driver: "nvidia", iommuGroup: 1))
+        tree.addPCI(.init(other.description, vendor: "10de", device: "2684", classCode: 0x030000, driver: "nvidia", iommuGroup: 2))
+        tree.addNvidiaGPU(gpu, minor: 0)
+        tree.addNvidiaGPU(other, minor: 1)
+        tree.addProcess(5000, comm: "python3", openFiles: ["/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia1"])
+        let scanner = HostUseScanner(root: tree.sysfs)
+        #expect(scanner.uses(of: gpu).isEmpty)
+        #expect(scanner.uses(of: other).map(\.reason) == ["0000:02:00.0 → /dev/nvidia1, held open by python3 (pid 5000)"])
+        #expect(scanner.uses(of: other).map(\.kind) == [.drmOpen])
+    }
+
     /// A bound console with no framebuffer vtcon (fbcon unbound) is no use.
     @Test func unboundConsoleIsNoUse() throws {
         let tree = SysfsTree.hostLayout(.consoleOnSecondGPU)
