@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
 public import HostdevCore
 
 /// Which processes hold which device files open: one walk of
@@ -17,10 +20,9 @@ public struct OpenFiles: Sendable {
     public func holders<Key: Hashable>(_ classify: (String) -> Key?) -> [Key: [ProcessRef]] {
         var found: [Key: Set<Int>] = [:]
         for entry in root.list("/proc") ?? [] {
-            guard let pid = Int(entry), pid > 0, let fds = root.directory("/proc/\(entry)/fd") else { continue }
-            for fd in fds.entries() {
-                guard let target = fds.readLink(fd), let key = classify(target) else { continue }
-                found[key, default: []].insert(pid)
+            guard let pid = Int(entry), pid > 0 else { continue }
+            Self.deviceLinks(root.hostPath("/proc/\(entry)/fd")) { target in
+                if let key = classify(target) { found[key, default: []].insert(pid) }
             }
         }
         var comms: [Int: String] = [:]
@@ -28,6 +30,38 @@ public struct OpenFiles: Sendable {
             pids.sorted().map { pid in
                 if comms[pid] == nil { comms[pid] = root.read("/proc/\(pid)/comm") ?? "" }
                 return ProcessRef(pid: pid, comm: comms[pid]!)
+            }
+        }
+    }
+}
+
+extension OpenFiles {
+    /// Each link in an fd directory whose target starts with `/dev/`: a
+    /// host has thousands of open files, nearly all sockets, pipes and
+    /// regular files, so a target becomes a String only after its first
+    /// bytes say it is a device file.
+    static func deviceLinks(_ directory: String, _ body: (String) -> Void) {
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        guard let dir = fdopendir(fd) else {
+            close(fd)
+            return
+        }
+        defer { closedir(dir) }
+        let dirfd = Glibc.dirfd(dir)
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 256) { buffer in
+            while let entry = readdir(dir) {
+                let n = withUnsafePointer(to: entry.pointee.d_name) {
+                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { name -> Int in
+                        if name[0] == 0x2e { return -1 }  // . and ..
+                        return readlinkat(dirfd, name, buffer.baseAddress!, buffer.count)
+                    }
+                }
+                // "/dev/" is 2f 64 65 76 2f.
+                // n == capacity: truncated, and no device file this walk looks for is that long.
+                guard n > 5, n < buffer.count, buffer[0] == 0x2f, buffer[1] == 0x64, buffer[2] == 0x65, buffer[3] == 0x76, buffer[4] == 0x2f
+                else { continue }
+                body(String(decoding: UnsafeRawBufferPointer(start: buffer.baseAddress!, count: n), as: UTF8.self))
             }
         }
     }
