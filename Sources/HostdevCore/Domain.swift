@@ -162,17 +162,6 @@ public enum DomainCoverage: Sendable, Equatable, Codable {
     case hook(String)
 }
 
-/// Why the host itself needs a device (it must never be detached).
-public struct HostUse: Sendable, Equatable, Codable {
-    public var address: PCIAddress
-    public var reason: String
-
-    public init(address: PCIAddress, reason: String) {
-        self.address = address
-        self.reason = reason
-    }
-}
-
 /// One snapshot of everything observed: what `hostdevctl snapshot` writes
 /// and `--observed FILE` reads back, so a plan can be made offline.
 public struct ObservedHost: Sendable, Equatable, Codable {

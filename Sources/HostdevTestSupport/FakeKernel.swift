@@ -36,6 +36,7 @@ public final class FakeKernel: SysfsWriter {
         let trimmed = value.hasSuffix("\n") ? String(value.dropLast()) : value
         let name = SysfsPath.lastComponent(path)
         let parent = SysfsPath.parent(path)
+        if try applyConsole(trimmed, to: path) { return }
         switch name {
         case "driver_override":
             guard let address = PCIAddress(SysfsPath.lastComponent(parent)) else { throw fail(path, ENOENT) }
@@ -95,5 +96,39 @@ public final class FakeKernel: SysfsWriter {
     private func matches(_ address: PCIAddress, _ driver: String) -> Bool {
         if let override = override(address) { return override == driver }
         return tree.nativeDrivers[address] == driver
+    }
+}
+
+// MARK: console hand-over (single-GPU passthrough)
+
+extension FakeKernel {
+    /// The virtual consoles' `bind` (reads back 0/1; only 0 or 1 accepted)
+    /// and platform drivers' `bind`/`unbind` (the device's `driver` link
+    /// goes and comes back; a firmware framebuffer's `fbN` with it).
+    /// Returns false for any other path.
+    func applyConsole(_ value: String, to path: String) throws(SysfsError) -> Bool {
+        let name = SysfsPath.lastComponent(path)
+        let parent = SysfsPath.parent(path)
+        if name == "bind", SysfsPath.lastComponent(parent).hasPrefix("vtcon"),
+            parent.hasPrefix("/sys/class/vtconsole/") || parent.hasPrefix("/sys/devices/virtual/vtconsole/")
+        {
+            guard access(tree.host(path), F_OK) == 0 else { throw fail(path, ENOENT) }
+            guard value == "0" || value == "1" else { throw fail(path, EINVAL) }
+            FileTree.write(tree.host(path), value + "\n")
+            return true
+        }
+        guard parent.hasPrefix("/sys/bus/platform/drivers/"), name == "bind" || name == "unbind" else { return false }
+        let driver = SysfsPath.lastComponent(parent)
+        guard access(tree.host(parent), F_OK) == 0 else { throw fail(path, ENOENT) }
+        guard access(tree.host("/sys/bus/platform/devices/\(value)"), F_OK) == 0 else { throw fail(path, ENODEV) }
+        let current = tree.platformDriver(of: value)
+        if name == "unbind" {
+            guard current == driver else { throw fail(path, ENODEV) }
+            tree.unbindPlatform(value)
+        } else {
+            guard current == nil else { throw fail(path, EBUSY) }
+            tree.bindPlatform(value, driver)
+        }
+        return true
     }
 }
