@@ -84,12 +84,14 @@ public struct Controller {
     ) -> Executor {
         let root = sources.sysfsRoot
         let scanner = HostUseScanner(root: root)
-        let reader = InventoryReader(root: root)
         return Executor(
             drivers: PCIDriverControl(root: root, writer: DeadlineWriter(base: writer ?? KernelSysfsWriter(root: root), deadline: writeDeadline)),
             domains: domains, store: store, lockTimeout: lockTimeout,
             hostUses: { scanner.uses(of: $0) },
-            groupHolders: { VFIOGroupHolders.holders(of: $0, reader: reader, root: root) },
+            groupHolders: { address in
+                guard let group = root.linkName("/sys/bus/pci/devices/\(address)/iommu_group").flatMap({ Int($0) }) else { return [] }
+                return VFIOHolders(root: root).holders(ofGroup: group).map(\.description)
+            },
             afterStep: afterStep, shouldStop: shouldStop)
     }
 

@@ -1,14 +1,4 @@
-// TEMPORARY: stand-ins for APIs that land with the host-use work; replaced at merge.
-import HostdevCore
-import HostdevSysfs
-
-extension HostUseScanner {
-    func uses(of address: PCIAddress) -> [HostUse] { scan(Inventory(devices: [])).filter { $0.address == address } }
-}
-
-enum VFIOGroupHolders {
-    static func holders(of address: PCIAddress, reader: InventoryReader, root: SysfsRoot) -> [String] { [] }
-}
+// TEMPORARY: stand-in for the bounded reader that lands with the hostile-input work.
 
 #if canImport(Glibc)
     import Glibc
