@@ -34,7 +34,11 @@ COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 # 1. Release binaries with the Swift runtime inside them.
 # --disable-local-rpath: no $ORIGIN RUNPATH (nothing is loaded from beside /usr/bin).
-swift_build() { swift build -c release --static-swift-stdlib --disable-local-rpath --scratch-path "$SCRATCH" "$@"; }
+# -z now, relro: symbols bound at start and the GOT read-only (Debian's hardening).
+swift_build() {
+  swift build -c release --static-swift-stdlib --disable-local-rpath -Xlinker -z -Xlinker now -Xlinker -z -Xlinker relro \
+    --scratch-path "$SCRATCH" "$@"
+}
 log "building release binaries (static Swift runtime) in $SCRATCH"
 for product in hostdevctl hostdevd generate-manual; do
   swift_build --product "$product" >&2 || die "swift build --product $product failed"
@@ -90,6 +94,23 @@ rm -rf "$MANDIR"; mkdir -p "$MANDIR/1" "$MANDIR/8"
 MANDATE=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%d)
 "$BIN/generate-manual" "$BIN/hostdevctl" --multi-page --section 1 --date "$MANDATE" -o "$MANDIR/1"
 "$BIN/generate-manual" "$BIN/hostdevd" --section 8 --date "$MANDATE" -o "$MANDIR/8"
+# A subcommand's page is hostdevctl-plan(1) (as git-commit(1)): its NAME
+# must be one word for whatis/apropos, which "hostdevctl plan" is not; the
+# SYNOPSIS still shows the command as typed. The page of the built-in
+# "help" subcommand says nothing the others do not: dropped.
+rm -f "$MANDIR/1/hostdevctl.help.1"
+for page in "$MANDIR/1"/hostdevctl.*.1; do
+  [ -e "$page" ] || continue
+  sub=$(basename "$page" .1); sub=${sub#hostdevctl.}
+  awk -v sub_="$sub" '
+    /^\.Dt / { sub(/^\.Dt HOSTDEVCTL\./, ".Dt HOSTDEVCTL-") }
+    $0 == ".Nm \"hostdevctl " sub_ "\"" { $0 = ".Nm hostdevctl-" sub_ }
+    /^\.Sh SYNOPSIS/ { synopsis = 1 }
+    synopsis && $0 == ".Nm" { $0 = ".Nm \"hostdevctl " sub_ "\""; synopsis = 0 }
+    { print }' "$page" >"$MANDIR/1/hostdevctl-$sub.1"
+  rm "$page"
+done
+sed -i -e '/^\.Xr hostdevctl\.help 1/d' -e 's/^\.Xr hostdevctl\./.Xr hostdevctl-/' "$MANDIR"/1/*.1
 for section in 1 8; do
   for page in "$MANDIR/$section"/*."$section"; do
     [ -e "$page" ] || die "generate-manual wrote no section $section page"
@@ -99,7 +120,8 @@ done
 
 # 4. Shell completions, from the same parser.
 for binary in hostdevctl hostdevd; do
-  "$BIN/$binary" --generate-completion-script bash >"$STAGE/usr/share/bash-completion/completions/$binary"
+  # Sourced, never run: no #! line.
+  "$BIN/$binary" --generate-completion-script bash | sed '1{/^#!/d}' >"$STAGE/usr/share/bash-completion/completions/$binary"
   "$BIN/$binary" --generate-completion-script zsh >"$STAGE/usr/share/zsh/vendor-completions/_$binary"
   "$BIN/$binary" --generate-completion-script fish >"$STAGE/usr/share/fish/vendor_completions.d/$binary.fish"
 done

@@ -11,9 +11,8 @@ hostdevd_ledger_text() {
   if [ -s "$1/ledger.journal" ]; then
     # Complete lines only: a torn last line (no newline) was never acted on.
     # ($(tail -c 1) is empty exactly when the file ends in a newline.)
-    if [ -n "$(tail -c 1 "$1/ledger.journal")" ]; then sed '$d' "$1/ledger.journal"; else cat "$1/ledger.journal"; fi >"${TMPDIR:-/tmp}/hostdevd-ledger.$$"
-    _line=$(awk 'NF { last = $0 } END { print last }' "${TMPDIR:-/tmp}/hostdevd-ledger.$$")
-    rm -f "${TMPDIR:-/tmp}/hostdevd-ledger.$$"
+    _line=$(if [ -n "$(tail -c 1 "$1/ledger.journal")" ]; then sed '$d' "$1/ledger.journal"; else cat "$1/ledger.journal"; fi |
+      awk 'NF { last = $0 } END { print last }')
   fi
   if [ -n "$_line" ]; then
     printf '%s\n' "$_line"
