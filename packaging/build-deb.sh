@@ -154,6 +154,8 @@ find "$STAGE" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 
 mkdir -p "$OUTDIR"
 DEB=$(cd "$OUTDIR" && pwd)/hostdevd_${VERSION}_${ARCH}.deb
-dpkg-deb --build --root-owner-group -Zxz "$STAGE" "$DEB" >&2
+# Built beside its final name and renamed: a reader never sees half a package.
+dpkg-deb --build --root-owner-group -Zxz "$STAGE" "$DEB.partial" >&2
+mv -f "$DEB.partial" "$DEB"
 log "built $DEB ($(du -h "$DEB" | cut -f1)); Depends: $DEPENDS"
 echo "$DEB"
