@@ -44,10 +44,11 @@ struct Hostdevd: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // Under systemd (JOURNAL_STREAM) lines carry syslog priorities and no
+        // timestamp; elsewhere an ISO 8601 timestamp and the level's name.
+        let format = JournalLogHandler.Format.detect()
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-            return handler
+            JournalLogHandler(label: label, format: format, logLevel: Logger.Level(rawValue: logLevel) ?? .info)
         }
         let logger = Logger(label: "hostdevd")
         let daemon = HostdevDaemon(

@@ -40,26 +40,109 @@ let udevadmPresent = access(udevadm, X_OK) == 0 || RealComponent.required
         #expect(result.stdout.hasSuffix("node: 600 root\n"))
     }
 
-    /// install.sh stages every file, with the /dev/vfio group substituted.
+    /// Runs manifests/install.sh (this build's binaries stand in for a
+    /// release build) with `variables` added to the environment.
+    func installScript(_ arguments: [String] = [], _ variables: [String: String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        var environment = ProcessInfo.processInfo.environment
+        environment["BUILD"] = BuiltProducts.directory
+        environment.merge(variables) { _, new in new }
+        return try ChildProcess.run("/bin/bash", [repositoryRoot + "/manifests/install.sh"] + arguments, environment: environment)
+    }
+
+    /// Every file under `root`, as paths relative to it.
+    func files(under root: String) -> Set<String> {
+        var result = Set<String>()
+        let enumerator = FileManager.default.enumerator(atPath: root)
+        while let path = enumerator?.nextObject() as? String {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: root + "/" + path, isDirectory: &isDirectory), !isDirectory.boolValue {
+                result.insert("/" + path)
+            }
+        }
+        return result
+    }
+
+    /// install.sh stages every file, with the /dev/vfio group substituted;
+    /// shipped files go under PREFIX, never /etc (but libvirt's hook).
     @Test func installStagesEveryFile() throws {
         let stage = FileTree.makeTemporaryDirectory(prefix: "hostdev-stage")
         defer { FileTree.remove(stage) }
-        // The binaries of this build stand in for a release build.
-        var environment = ProcessInfo.processInfo.environment
-        environment["BUILD"] = BuiltProducts.directory
-        environment["DESTDIR"] = stage
-        environment["VFIO_GROUP"] = "libvirt-qemu"
-        let result = try ChildProcess.run("/bin/bash", [repositoryRoot + "/manifests/install.sh"], environment: environment)
+        let result = try installScript([], ["DESTDIR": stage, "VFIO_GROUP": "libvirt-qemu"])
         #expect(result.status == 0, "\(result.stderr)")
-        for file in ["/usr/local/bin/hostdevd", "/usr/local/bin/hostdevctl", "/etc/systemd/system/hostdevd.service",
-            "/etc/libvirt/hooks/qemu.d/hostdevd", "/etc/hostdevd/bindings.yaml.example", "/usr/local/share/hostdevd/hostdevd-manifest.schema.json"]
+        for file in ["/usr/local/bin/hostdevd", "/usr/local/bin/hostdevctl", "/usr/local/lib/systemd/system/hostdevd.service",
+            "/etc/libvirt/hooks/qemu.d/hostdevd", "/etc/hostdevd/bindings.yaml.example", "/usr/local/share/hostdevd/hostdevd-manifest.schema.json",
+            "/usr/local/share/bash-completion/completions/hostdevctl", "/usr/local/share/zsh/site-functions/_hostdevctl",
+            "/usr/local/share/fish/vendor_completions.d/hostdevctl.fish", "/usr/local/share/doc/hostdevd/examples/workstation.yaml"]
         {
             #expect(access(stage + file, F_OK) == 0, "\(file) not installed")
         }
         #expect(access(stage + "/etc/libvirt/hooks/qemu.d/hostdevd", X_OK) == 0)
-        #expect(FileTree.read(stage + "/etc/udev/rules.d/70-hostdevd-vfio.rules")?.hasSuffix("GROUP=\"libvirt-qemu\", MODE=\"0660\"") == true)
-        environment["VFIO_GROUP"] = "bad group"
-        #expect(try ChildProcess.run("/bin/bash", [repositoryRoot + "/manifests/install.sh"], environment: environment).status == 1)
+        #expect(FileTree.read(stage + "/usr/local/lib/udev/rules.d/70-hostdevd-vfio.rules")?.hasSuffix("GROUP=\"libvirt-qemu\", MODE=\"0660\"") == true)
+        #expect(!files(under: stage).contains { $0.hasPrefix("/etc/") && !$0.hasPrefix("/etc/hostdevd/") && !$0.hasPrefix("/etc/libvirt/hooks/") })
+        #expect(access(stage + "/etc/hostdevd/bindings.yaml", F_OK) != 0)
+        #expect(try installScript([], ["DESTDIR": stage, "VFIO_GROUP": "bad group"]).status == 1)
+    }
+
+    /// PREFIX=/usr: binaries in /usr/bin, the unit in /usr/lib/systemd/system
+    /// (on Debian 12 the same directory as /lib/systemd/system), the rule in
+    /// /usr/lib/udev/rules.d, and the unit and hook run /usr/bin.
+    @Test func installHonoursPrefix() throws {
+        let stage = FileTree.makeTemporaryDirectory(prefix: "hostdev-stage")
+        defer { FileTree.remove(stage) }
+        let result = try installScript([], ["DESTDIR": stage, "PREFIX": "/usr"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let installed = files(under: stage)
+        for file in ["/usr/bin/hostdevd", "/usr/bin/hostdevctl", "/usr/lib/systemd/system/hostdevd.service",
+            "/usr/lib/udev/rules.d/70-hostdevd-vfio.rules", "/usr/share/hostdevd/hostdevd-manifest.schema.json"]
+        {
+            #expect(installed.contains(file), "\(file) not installed")
+        }
+        #expect(!installed.contains { $0.hasPrefix("/usr/local") })
+        let unit = FileTree.read(stage + "/usr/lib/systemd/system/hostdevd.service") ?? ""
+        #expect(unit.contains("ExecStart=/usr/bin/hostdevd ") && !unit.contains("/usr/local"))
+        #expect(FileTree.read(stage + "/etc/libvirt/hooks/qemu.d/hostdevd")?.contains("exec /usr/bin/hostdevctl hook") == true)
+        #expect(try installScript([], ["DESTDIR": stage, "PREFIX": "usr"]).status == 1)
+    }
+
+    /// --uninstall removes exactly what install put there; the operator's
+    /// manifest and the ledger stay, and it says so.
+    @Test func uninstallRemovesExactlyWhatWasInstalled() throws {
+        let stage = FileTree.makeTemporaryDirectory(prefix: "hostdev-stage")
+        defer { FileTree.remove(stage) }
+        FileTree.makeDirectory(stage + "/usr/bin")
+        FileTree.write(stage + "/usr/bin/someone-elses", "#!/bin/sh\n")
+        let before = files(under: stage)
+        #expect(try installScript([], ["DESTDIR": stage, "PREFIX": "/usr"]).status == 0)
+        FileTree.makeDirectory(stage + "/etc/hostdevd")
+        FileTree.write(stage + "/etc/hostdevd/bindings.yaml", "version: 1\n")
+        try LedgerStore(directory: stage + "/var/lib/hostdevd").save(Ledger())
+        let operators = files(under: stage).filter { $0.hasPrefix("/etc/hostdevd/bindings.yaml") && !$0.hasSuffix(".example") || $0.hasPrefix("/var/lib/hostdevd/") }
+        let result = try installScript(["--uninstall"], ["DESTDIR": stage, "PREFIX": "/usr"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(files(under: stage) == before.union(operators))
+        #expect(result.stdout.contains("kept: /etc/hostdevd (your manifest) and /var/lib/hostdevd (the ledger)"))
+        #expect(access(stage + "/usr/share/hostdevd", F_OK) != 0 && access(stage + "/usr/share/doc/hostdevd", F_OK) != 0)
+        // A second uninstall has nothing to remove, and says why.
+        let again = try installScript(["--uninstall"], ["DESTDIR": stage, "PREFIX": "/usr"])
+        #expect(again.status == 1 && again.stderr.contains("nothing to uninstall"))
+    }
+
+    /// While the ledger (as hostdevd writes it) holds a device on vfio-pci,
+    /// uninstall refuses and says how to release it; FORCE=1 goes ahead.
+    @Test func uninstallRefusesWhileTheLedgerHoldsDevices() throws {
+        let stage = FileTree.makeTemporaryDirectory(prefix: "hostdev-stage")
+        defer { FileTree.remove(stage) }
+        #expect(try installScript([], ["DESTDIR": stage]).status == 0)
+        let ledger = Ledger(devices: [PCIAddress("0000:01:00.0")!: .init(originalDriver: "nouveau", vm: "win11")])
+        try LedgerStore(directory: stage + "/var/lib/hostdevd").save(ledger)
+        let refused = try installScript(["--uninstall"], ["DESTDIR": stage])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("0000:01:00.0 nouveau win11"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("hostdevctl release 0000:01:00.0"))
+        #expect(access(stage + "/usr/local/bin/hostdevctl", X_OK) == 0)
+        let forced = try installScript(["--uninstall"], ["DESTDIR": stage, "FORCE": "1"])
+        #expect(forced.status == 0, "\(forced.stderr)")
+        #expect(access(stage + "/usr/local/bin/hostdevctl", F_OK) != 0)
     }
 
     /// systemd itself parses the unit: its only complaint may be that the
