@@ -14,6 +14,6 @@ public func fuzzValues(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     _ = PCIAddress(nodeDeviceName: text)
     if let id = UInt16(hexText: text) { precondition(UInt16(hexText: hex(id, 4)) == id) }
     _ = UInt32(hexText: text)
-    _ = DeviceRecord.parseUevent(text)
+    _ = SysfsEnumerator.parseUevent(text)
     return 0
 }
