@@ -18,22 +18,34 @@ public struct StateError: Error, Sendable, CustomStringConvertible {
 /// (or the snapshot), never half of a ledger: a torn last line is ignored,
 /// and it was never acted on, since acting waits for the sync.
 public struct LedgerStore: Sendable {
+    /// The state directory, absolute (a relative one is resolved against
+    /// the working directory when the store is made).
     public let directory: String
     public var path: String { directory + "/ledger.json" }
     public var journalPath: String { directory + "/ledger.journal" }
     /// Journal size that triggers folding it into the snapshot.
     public var compactionBytes = 64 * 1024
+    /// Who must own the state directory (root always may): the effective
+    /// uid; tests set another to see the refusal.
+    public var requiredOwner: uid_t = geteuid()
 
-    public init(directory: String) { self.directory = directory }
+    public init(directory: String) { self.directory = absolutePath(directory) }
+
+    /// The state directory, opened once per operation and checked (owner,
+    /// mode, not a link); nil when it is missing and `create` is false.
+    func openDirectory(create: Bool) throws(StateError) -> StateDirectory? {
+        try StateDirectory.open(directory, mode: 0o700, create: create, requiredOwner: requiredOwner)
+    }
 
     public func load() throws -> Ledger {
         var ledger = Ledger()
-        switch fileContents(path) {
+        guard let state = try openDirectory(create: false) else { return ledger }
+        switch state.read("ledger.json", limit: FileLimits.state) {
         case .success(let bytes): ledger = try decode(bytes, from: path)
         case .failure(let error) where error.isMissing: break
         case .failure(let error): throw StateError(description: error.description)
         }
-        switch fileContents(journalPath) {
+        switch state.read("ledger.journal", limit: FileLimits.state) {
         case .success(let bytes):
             if let last = Self.lastCompleteLine(bytes) { ledger = try decode(Array(last), from: journalPath) }
         case .failure(let error) where error.isMissing: break
@@ -70,65 +82,74 @@ public struct LedgerStore: Sendable {
         encoder.outputFormatting = [.sortedKeys]
         var line = Array(try encoder.encode(ledger))
         line.append(UInt8(ascii: "\n"))
-        let created = access(journalPath, F_OK) != 0
-        let fd = try openCreatingDirectory(journalPath, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC)
-        guard fd >= 0 else { throw StateError(description: "cannot open \(journalPath): \(String(cString: strerror(errno)))") }
+        guard let state = try openDirectory(create: true) else { return }
+        var info = stat()
+        let created = fstatat(state.fd, "ledger.journal", &info, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT
+        let fd = try state.openFile("ledger.journal", flags: O_RDWR | O_CREAT | O_APPEND)
         defer { close(fd) }
         // After a crash mid-append the journal ends in a torn line: start a
         // line of our own rather than extend it.
-        var info = stat()
         var last: UInt8 = 0
         if fstat(fd, &info) == 0, info.st_size > 0, pread(fd, &last, 1, info.st_size - 1) == 1, last != UInt8(ascii: "\n") {
             line.insert(UInt8(ascii: "\n"), at: 0)
         }
-        let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        guard written == line.count, fdatasync(fd) == 0 else {
+        guard writeAll(fd, line), fdatasync(fd) == 0 else {
             throw StateError(description: "cannot append to \(journalPath): \(String(cString: strerror(errno)))")
         }
         // A new journal's name must be durable too.
-        if created { syncDirectory(directory) }
-        if fstat(fd, &info) == 0, Int(info.st_size) > compactionBytes { try compact(ledger) }
+        if created { state.sync() }
+        if fstat(fd, &info) == 0, Int(info.st_size) > compactionBytes { try compact(ledger, in: state, journal: fd) }
     }
 
     /// Folds the journal into the snapshot: the snapshot first (durably),
     /// then the journal emptied; a crash between leaves a journal whose last
     /// line equals the snapshot.
     public func compact(_ ledger: Ledger) throws {
+        guard let state = try openDirectory(create: true) else { return }
+        var info = stat()
+        let missing = fstatat(state.fd, "ledger.journal", &info, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT
+        let journal = missing ? -1 : try state.openFile("ledger.journal", flags: O_WRONLY)
+        defer { if journal >= 0 { close(journal) } }
+        try compact(ledger, in: state, journal: journal)
+    }
+
+    /// The journal is emptied through its open descriptor (never by path:
+    /// a link planted in its place is never truncated).
+    func compact(_ ledger: Ledger, in state: StateDirectory, journal: Int32) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try replaceFile(path, with: Array(try encoder.encode(ledger)), mode: 0o600, durable: true)
-        guard truncate(journalPath, 0) == 0 || errno == ENOENT else {
+        try state.replace("ledger.json", with: Array(try encoder.encode(ledger)), mode: 0o600, durable: true)
+        guard journal < 0 || ftruncate(journal, 0) == 0 else {
             throw StateError(description: "cannot truncate \(journalPath): \(String(cString: strerror(errno)))")
         }
     }
 
-    /// Opens `path` in the state directory, creating the directory only
-    /// when it is missing (not on every call: this is on the hotplug path).
-    func openCreatingDirectory(_ path: String, _ flags: Int32) throws -> Int32 {
-        let fd = open(path, flags, 0o600)
-        guard fd < 0, errno == ENOENT else { return fd }
-        try makeDirectory()
-        return open(path, flags, 0o600)
-    }
-
-    func makeDirectory() throws {
-        var path = ""
-        for part in directory.split(separator: "/") {
-            path += "/" + part
-            if mkdir(path, 0o755) != 0 && errno != EEXIST {
-                throw StateError(description: "cannot create \(path): \(String(cString: strerror(errno)))")
-            }
-        }
-    }
-
     /// Holds `<state-dir>/lock` exclusively while `body` runs: one apply,
-    /// hook or daemon reconcile at a time.
+    /// hook or daemon reconcile at a time. Waits as long as it takes.
     public func withLock<T>(_ body: () throws -> T) throws -> T {
-        let fd = try openCreatingDirectory(directory + "/lock", O_RDWR | O_CREAT | O_CLOEXEC)
-        guard fd >= 0 else { throw StateError(description: "cannot open \(directory)/lock: \(String(cString: strerror(errno)))") }
+        try withLock(timeout: nil, body)
+    }
+
+    /// Holds `<state-dir>/lock` exclusively while `body` runs, waiting at
+    /// most `timeout` for it (nil: forever). The lock file is created in
+    /// the checked state directory, never through a link.
+    public func withLock<T>(timeout: Duration?, _ body: () throws -> T) throws -> T {
+        guard let state = try openDirectory(create: true) else { throw StateError(description: "cannot create \(directory)") }
+        let fd = try state.openFile("lock", flags: O_RDWR | O_CREAT)
         defer { close(fd) }
-        while flock(fd, LOCK_EX) != 0 {
-            guard errno == EINTR else { throw StateError(description: "cannot lock \(directory)/lock: \(String(cString: strerror(errno)))") }
+        let clock = ContinuousClock()
+        let deadline = timeout.map { clock.now + $0 }
+        while flock(fd, LOCK_EX | (deadline == nil ? 0 : LOCK_NB)) != 0 {
+            switch errno {
+            case EINTR: continue
+            case EWOULDBLOCK:
+                if let deadline, clock.now >= deadline {
+                    throw StateError(description: "waited \(timeout!) for \(directory)/lock: another hostdevd reconcile, apply, release or hook holds it (which one is unknown; 'fuser -v \(directory)/lock' names the process); try again when it is done")
+                }
+                usleep(10_000)
+            default:
+                throw StateError(description: "cannot lock \(directory)/lock: \(String(cString: strerror(errno)))")
+            }
         }
         defer { flock(fd, LOCK_UN) }
         return try body()

@@ -29,10 +29,19 @@ public struct Manifest: Sendable, Equatable {
 
     /// FNV-1a of the manifest's bytes, as hex.
     public static func fingerprint(of text: String) -> String {
+        fingerprint(of: Array(text.utf8))
+    }
+
+    /// FNV-1a of the manifest's bytes, as hex: the same value as for the
+    /// text these bytes spell. Over a buffer, not a generic sequence: a
+    /// 4 MiB manifest is hashed on every reload.
+    public static func fingerprint(of bytes: [UInt8]) -> String {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in text.utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x100_0000_01b3
+        bytes.withUnsafeBufferPointer { buffer in
+            for byte in buffer {
+                hash ^= UInt64(byte)
+                hash = hash &* 0x100_0000_01b3
+            }
         }
         return hex(hash, 16)
     }
@@ -132,14 +141,29 @@ public enum DeviceSelector: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+/// A host use of a device that the operator may hand over to a VM
+/// explicitly (`force: [console]`): the device is detached although the host
+/// uses it that way. Storage is never handed over (a mounted filesystem or
+/// swap torn away loses data), so it has no case here.
+public enum HandOver: String, Sendable, Codable, CaseIterable, Comparable {
+    case console, network
+
+    public static func < (a: HandOver, b: HandOver) -> Bool { a.rawValue < b.rawValue }
+}
+
 public struct DeviceClaim: Sendable, Equatable {
     public var selector: DeviceSelector
     public var group: GroupMode
+    /// Host uses of these kinds do not block this device (`force:` in the manifest).
+    public var force: Set<HandOver>
     public var location: SourceLocation?
 
-    public init(_ selector: DeviceSelector, group: GroupMode = .attach, location: SourceLocation? = nil) {
+    public init(
+        _ selector: DeviceSelector, group: GroupMode = .attach, force: Set<HandOver> = [], location: SourceLocation? = nil
+    ) {
         self.selector = selector
         self.group = group
+        self.force = force
         self.location = location
     }
 }

@@ -41,7 +41,7 @@ public struct NodeDeviceInventory: Sendable {
             device.productID = capability.child("product")?.attributes["id"]
             device.vendor = capability.text(of: "vendor")
             device.product = capability.text(of: "product")
-            var pci = PCIFunction(address: address, classCode: capability.text(of: "class").flatMap { UInt32(Self.integer($0) ?? -1) })
+            var pci = PCIFunction(address: address, classCode: capability.text(of: "class").flatMap(Self.integer).flatMap { UInt32(exactly: $0) })
             if let iommu = capability.child("iommuGroup"), let n = iommu.attributes["number"].flatMap({ Int($0) }) {
                 pci.iommuGroup = n
                 group = IOMMUGroup(number: n, members: iommu.children("address").compactMap(Self.address) + [address])
@@ -100,9 +100,9 @@ public struct NodeDeviceInventory: Sendable {
             let bus = capability.text(of: "bus").flatMap(integer),
             let slot = capability.text(of: "slot").flatMap(integer),
             let function = capability.text(of: "function").flatMap(integer),
-            (0...0xff).contains(bus), (0..<32).contains(slot), (0..<8).contains(function), domain >= 0
+            (0...0xff).contains(bus), (0..<32).contains(slot), (0..<8).contains(function), let domain = UInt32(exactly: domain)
         else { return nil }
-        return PCIAddress(domain: UInt32(domain), bus: UInt8(bus), slot: UInt8(slot), function: UInt8(function))
+        return PCIAddress(domain: domain, bus: UInt8(bus), slot: UInt8(slot), function: UInt8(function))
     }
 
     /// `<address domain='0x0000' bus='0x01' slot='0x00' function='0x1'/>`.
@@ -110,9 +110,9 @@ public struct NodeDeviceInventory: Sendable {
         let a = element.attributes
         guard let domain = a["domain"].flatMap(integer), let bus = a["bus"].flatMap(integer),
             let slot = a["slot"].flatMap(integer), let function = a["function"].flatMap(integer),
-            (0...0xff).contains(bus), (0..<32).contains(slot), (0..<8).contains(function), domain >= 0
+            (0...0xff).contains(bus), (0..<32).contains(slot), (0..<8).contains(function), let domain = UInt32(exactly: domain)
         else { return nil }
-        return PCIAddress(domain: UInt32(domain), bus: UInt8(bus), slot: UInt8(slot), function: UInt8(function))
+        return PCIAddress(domain: domain, bus: UInt8(bus), slot: UInt8(slot), function: UInt8(function))
     }
 
     /// libvirt writes numbers as decimal or `0x` hex.

@@ -20,25 +20,54 @@ public struct ManifestErrors: Error, Sendable, CustomStringConvertible {
 /// Decodes manifest version 1 from YAML (JSON is YAML too). Unknown keys and
 /// wrong types are errors; all errors are collected, each with
 /// `file:line:column` from the YAML node it is about.
+///
+/// Strict, because root acts on it: UTF-8 only, one document, core-schema
+/// tags only, and every value typed by how YAML reads it (`live: "true"` is
+/// text, not a boolean; `vm: ~` is null, not a name). Bounded: at most
+/// `maximumBytes`, `YAMLLimits.manifest` nesting and alias expansion,
+/// linear time. `manifests/hostdevd-manifest.schema.json` gives the same
+/// verdict wherever JSON Schema can say it (see ManifestCases.swift).
 public struct ManifestDecoder {
     public let file: String
     private var diagnostics: [ManifestDiagnostic] = []
+    /// Reported one by one up to this many; the rest are counted.
+    static let diagnosticLimit = 100
+    private var dropped = 0
+
+    /// The largest manifest read: 4 MiB (a real one is a few KB).
+    public static let maximumBytes = YAMLLimits.manifest.maximumBytes
 
     private init(file: String) { self.file = file }
 
     public static func decode(_ text: String, file: String) throws(ManifestErrors) -> Manifest {
+        try decode(bytes: Array(text.utf8), file: file)
+    }
+
+    /// Decodes the manifest's bytes as read from the file: bytes that are
+    /// not UTF-8 are an error (with their line and column), never replaced.
+    public static func decode(bytes: [UInt8], file: String) throws(ManifestErrors) -> Manifest {
         var decoder = ManifestDecoder(file: file)
-        let manifest = decoder.decodeDocument(text)
+        let manifest = decoder.decodeDocument(bytes)
+        if decoder.dropped > 0 {
+            decoder.diagnostics.append(ManifestDiagnostic(
+                location: SourceLocation(file: file, line: 1, column: 1),
+                message: "and \(decoder.dropped) more error(s)", hint: "fix the ones above first"))
+        }
         guard decoder.diagnostics.isEmpty, let manifest else { throw ManifestErrors(diagnostics: decoder.diagnostics) }
         return manifest
     }
 
     // MARK: document
 
-    mutating func decodeDocument(_ text: String) -> Manifest? {
+    mutating func decodeDocument(_ bytes: [UInt8]) -> Manifest? {
+        guard bytes.count <= Self.maximumBytes else {
+            report(nil, "the manifest is \(bytes.count) bytes, more than the limit of \(Self.maximumBytes) (4 MiB)",
+                hint: "a manifest is a few kilobytes; check that this is the right file")
+            return nil
+        }
         let root: YAMLNode
         do {
-            guard let node = try YAMLNode.compose(text) else {
+            guard let node = try YAMLNode.compose(bytes: bytes, limits: .manifest) else {
                 report(nil, "the manifest is empty", hint: "start with 'version: 1'")
                 return nil
             }
@@ -46,7 +75,8 @@ public struct ManifestDecoder {
         } catch {
             diagnostics.append(ManifestDiagnostic(
                 location: SourceLocation(file: file, line: error.mark.line, column: error.mark.column),
-                message: "YAML syntax: \(error.problem)", hint: "check indentation and quoting around here"))
+                message: error.hint == nil ? "YAML syntax: \(error.problem)" : error.problem,
+                hint: error.hint ?? "check indentation and quoting around here"))
             return nil
         }
         guard let fields = mapping(root, "the manifest", keys: ["version", "host", "bindings"]) else { return nil }
@@ -63,7 +93,7 @@ public struct ManifestDecoder {
             bindings = list.compactMap { decodeBinding($0) }
         }
         checkDuplicates(bindings, host: host)
-        return Manifest(host: host, bindings: bindings, fingerprint: Manifest.fingerprint(of: text))
+        return Manifest(host: host, bindings: bindings, fingerprint: Manifest.fingerprint(of: bytes))
     }
 
     mutating func decodeHost(_ node: YAMLNode) -> HostPolicy {
@@ -84,8 +114,13 @@ public struct ManifestDecoder {
                     report(entry, "sriov entry without 'numvfs'", hint: "add numvfs: N (0 disables the VFs)")
                     continue
                 }
-                if let pf = pciAddress(pfNode, "pf"), let count = integer(numNode, "numvfs") {
-                    if count < 0 { report(numNode, "numvfs must be 0 or more, not \(count)") }
+                let pf = pciAddress(pfNode, "pf")
+                let count = integer(numNode, "numvfs")
+                if let pf, let count {
+                    guard (0...Self.maximumCount).contains(count) else {
+                        report(numNode, "numvfs must be 0 to \(Self.maximumCount), not \(count)")
+                        continue
+                    }
                     host.sriov.append(SRIOVSetting(pf: pf, numVFs: count, location: location(entry)))
                 }
             }
@@ -93,49 +128,79 @@ public struct ManifestDecoder {
         return host
     }
 
+    /// The largest numvfs, index and USB bus number (a PCI function has at most 65535 VFs).
+    static let maximumCount = 65535
+
     mutating func decodeBinding(_ node: YAMLNode) -> Binding? {
         guard let fields = mapping(node, "a binding", keys: ["vm", "release", "live", "devices"]) else { return nil }
         guard let vmNode = fields["vm"] else {
             report(node, "binding without 'vm'", hint: "name the libvirt domain: vm: win11")
             return nil
         }
-        guard let vm = string(vmNode, "vm") else { return nil }
-        if vm.isEmpty || vm.contains("/") {
-            report(vmNode, "'\(vm)' is not a libvirt domain name", hint: "use the name 'virsh list --all' shows")
+        guard let vm = string(vmNode, "vm", example: "vm: win11") else { return nil }
+        if vm.isEmpty || vm.contains("/") || vm.unicodeScalars.contains(where: isControl) {
+            report(vmNode, "'\(printable(vm))' is not a libvirt domain name",
+                hint: "use the name 'virsh list --all' shows (not empty, no '/', no control characters)")
         }
         var binding = Binding(vm: vm, devices: [], location: location(node))
         if let value = fields["release"] { binding.release = choice(value, "release") ?? .never }
         if let value = fields["live"] { binding.live = boolean(value, "live") ?? false }
         guard let devicesNode = fields["devices"] else {
-            report(node, "binding for '\(vm)' has no 'devices'", hint: "list at least one device, or remove the binding")
+            report(node, "binding for '\(printable(vm))' has no 'devices'", hint: "list at least one device, or remove the binding")
             return binding
         }
         if let list = sequence(devicesNode, "devices") {
-            if list.isEmpty { report(devicesNode, "binding for '\(vm)' lists no devices", hint: "add a device or remove the binding") }
+            if list.isEmpty {
+                report(devicesNode, "binding for '\(printable(vm))' lists no devices", hint: "add a device or remove the binding")
+            }
             binding.devices = list.compactMap { decodeClaim($0) }
         }
         return binding
     }
 
     mutating func decodeClaim(_ node: YAMLNode) -> DeviceClaim? {
-        guard let fields = mapping(node, "a device", keys: ["pci", "usb", "group"]) else { return nil }
+        guard let fields = mapping(node, "a device", keys: ["pci", "usb", "group", "force"]) else { return nil }
         let group = fields["group"].flatMap { choice($0, "group") as GroupMode? } ?? .attach
+        let force = fields["force"].map { handOver($0) } ?? []
         switch (fields["pci"], fields["usb"]) {
         case (let pci?, nil):
             guard let selector = pciSelector(pci) else { return nil }
-            return DeviceClaim(selector, group: group, location: location(node))
+            return DeviceClaim(selector, group: group, force: force, location: location(node))
         case (nil, let usb?):
             if let groupNode = fields["group"] {
                 report(groupNode, "'group' applies to PCI devices only", hint: "USB devices have no IOMMU group; remove it")
             }
             guard let selector = usbSelector(usb) else { return nil }
-            return DeviceClaim(selector, group: group, location: location(node))
+            return DeviceClaim(selector, group: group, force: force, location: location(node))
         case (nil, nil):
             report(node, "device without 'pci' or 'usb'", hint: "write pci: \"0000:01:00.0\" or usb: {vendor: \"046d\", product: \"c52b\"}")
         case (_?, _?):
             report(node, "a device has both 'pci' and 'usb'", hint: "one entry names one device; split it in two")
         }
         return nil
+    }
+
+    /// `force: [console, network]`: the host uses the operator hands over.
+    mutating func handOver(_ node: YAMLNode) -> Set<HandOver> {
+        guard let list = sequence(node, "force") else { return [] }
+        var kinds = Set<HandOver>()
+        for item in list {
+            guard let text = string(item, "a force entry", example: "force: [console]") else { continue }
+            guard let kind = HandOver(rawValue: text) else {
+                if text == "storage" {
+                    report(item, "storage is never handed over: a device that holds a mounted filesystem, swap or a pool would lose data",
+                        hint: "unmount or stop using it on the host first; force accepts console and network")
+                } else {
+                    report(item, "force must list console or network, not '\(printable(text))'",
+                        hint: "force hands over a host use explicitly: force: [console] or force: [network]")
+                }
+                continue
+            }
+            if !kinds.insert(kind).inserted {
+                report(item, "'\(kind.rawValue)' is listed twice in force", hint: "list each kind once")
+            }
+        }
+        return kinds
     }
 
     mutating func pciSelector(_ node: YAMLNode) -> DeviceSelector? {
@@ -145,20 +210,26 @@ public struct ManifestDecoder {
             report(node, "pci by ID needs both 'vendor' and 'device'", hint: "e.g. pci: {vendor: \"10de\", device: \"1b80\"}")
             return nil
         }
-        guard let vendor = hexID(vendorNode, "vendor"), let device = hexID(deviceNode, "device") else { return nil }
-        return .pciID(vendor: vendor, device: device, index: fields["index"].flatMap { index($0) })
+        let vendor = hexID(vendorNode, "vendor")
+        let device = hexID(deviceNode, "device")
+        let index = fields["index"].flatMap { self.index($0) }
+        guard let vendor, let device else { return nil }
+        return .pciID(vendor: vendor, device: device, index: index)
     }
 
     mutating func usbSelector(_ node: YAMLNode) -> DeviceSelector? {
         guard let fields = mapping(node, "usb", keys: ["vendor", "product", "index", "bus", "device"]) else { return nil }
         switch (fields["vendor"], fields["product"], fields["bus"], fields["device"]) {
         case (let v?, let p?, nil, nil):
-            guard let vendor = hexID(v, "vendor"), let product = hexID(p, "product") else { return nil }
-            return .usbID(vendor: vendor, product: product, index: fields["index"].flatMap { index($0) })
+            let vendor = hexID(v, "vendor")
+            let product = hexID(p, "product")
+            let index = fields["index"].flatMap { self.index($0) }
+            guard let vendor, let product else { return nil }
+            return .usbID(vendor: vendor, product: product, index: index)
         case (nil, nil, let b?, let d?):
             if let i = fields["index"] { report(i, "'index' applies to usb by vendor/product only") }
             guard let bus = integer(b, "bus"), let device = integer(d, "device") else { return nil }
-            guard (1...127).contains(device), bus >= 1 else {
+            guard (1...127).contains(device), (1...Self.maximumCount).contains(bus) else {
                 report(node, "usb bus \(bus) device \(device) is out of range", hint: "see 'lsusb' for bus and device numbers")
                 return nil
             }
@@ -175,20 +246,22 @@ public struct ManifestDecoder {
     mutating func checkDuplicates(_ bindings: [Binding], host: HostPolicy) {
         var firstVM: [String: SourceLocation] = [:]
         var firstDevice: [DeviceSelector: (vm: String, location: SourceLocation?)] = [:]
+        firstVM.reserveCapacity(bindings.count)
+        firstDevice.reserveCapacity(bindings.count)
         for binding in bindings {
             if let first = firstVM[binding.vm] {
-                diagnostics.append(ManifestDiagnostic(
-                    location: binding.location ?? first, message: "VM '\(binding.vm)' has a second binding",
+                append(ManifestDiagnostic(
+                    location: binding.location ?? first, message: "VM '\(printable(binding.vm))' has a second binding",
                     hint: "merge it into the first, at line \(first.line)"))
             } else if let location = binding.location {
                 firstVM[binding.vm] = location
             }
             for claim in binding.devices {
                 if let first = firstDevice[claim.selector] {
-                    diagnostics.append(ManifestDiagnostic(
+                    append(ManifestDiagnostic(
                         location: claim.location ?? SourceLocation(file: file, line: 0, column: 0),
                         message: "\(claim.selector) is named twice",
-                        hint: "it is already claimed by '\(first.vm)'" + (first.location.map { " at line \($0.line)" } ?? "")
+                        hint: "it is already claimed by '\(printable(first.vm))'" + (first.location.map { " at line \($0.line)" } ?? "")
                             + "; a device belongs to one VM"))
                 } else {
                     firstDevice[claim.selector] = (binding.vm, claim.location)
@@ -197,7 +270,7 @@ public struct ManifestDecoder {
         }
         var seenPF = Set<PCIAddress>()
         for setting in host.sriov where !seenPF.insert(setting.pf).inserted {
-            diagnostics.append(ManifestDiagnostic(
+            append(ManifestDiagnostic(
                 location: setting.location ?? SourceLocation(file: file, line: 0, column: 0),
                 message: "sriov for \(setting.pf) is given twice", hint: "keep one entry per physical function"))
         }
@@ -210,57 +283,105 @@ public struct ManifestDecoder {
     }
 
     mutating func report(_ node: YAMLNode?, _ message: String, hint: String? = nil) {
-        diagnostics.append(ManifestDiagnostic(location: location(node), message: message, hint: hint))
+        append(ManifestDiagnostic(location: location(node), message: message, hint: hint))
+    }
+
+    /// Keeps the first `diagnosticLimit` diagnostics: a generated file with
+    /// a million mistakes must not become a million-line status.
+    mutating func append(_ diagnostic: ManifestDiagnostic) {
+        if diagnostics.count < Self.diagnosticLimit { diagnostics.append(diagnostic) } else { dropped += 1 }
     }
 
     /// A mapping with string keys, each from `keys`; unknown keys are reported
     /// with the nearest known one as a hint.
-    mutating func mapping(_ node: YAMLNode, _ what: String, keys: [String]) -> [String: YAMLNode]? {
+    mutating func mapping(_ node: YAMLNode, _ what: String, keys: [String]) -> Fields? {
         guard case .mapping(let mapping, _) = node else {
-            report(node, "\(what) must be a mapping (key: value lines)")
+            report(node, "\(what) must be a mapping (key: value lines), not \(describe(node))")
             return nil
         }
-        var fields: [String: YAMLNode] = [:]
+        var fields = Fields()
         for pair in mapping {
             let (keyNode, value) = (pair.key, pair.value)
-            guard let key = keyNode.scalarText else {
-                report(keyNode, "keys in \(what) must be plain words")
+            guard let key = keyNode.scalar, key.kind == .string else {
+                report(keyNode, "keys in \(what) must be plain words, not \(describe(keyNode))")
                 continue
             }
-            guard keys.contains(key) else {
-                let suggestion = keys.min { editDistance($0, key) < editDistance($1, key) }
-                let close = suggestion.map { editDistance($0, key) <= 2 } ?? false
-                report(keyNode, "unknown key '\(key)' in \(what)",
+            guard keys.contains(key.text) else {
+                let shown = printable(key.text, limit: 40)
+                // Only short keys get a "did you mean": the distance is quadratic.
+                let suggestion = key.text.utf8.count > 40 ? nil : keys.min { editDistance($0, key.text) < editDistance($1, key.text) }
+                let close = suggestion.map { editDistance($0, key.text) <= 2 } ?? false
+                report(keyNode, "unknown key '\(shown)' in \(what)",
                     hint: close ? "did you mean '\(suggestion!)'?" : "known keys: \(keys.joined(separator: ", "))")
                 continue
             }
-            if fields[key] != nil {
-                report(keyNode, "duplicate key '\(key)' in \(what)", hint: "each key may appear once")
+            if fields[key.text] != nil {
+                report(keyNode, "duplicate key '\(key.text)' in \(what)", hint: "each key may appear once")
             }
-            fields[key] = value
+            fields.set(key.text, value)
         }
         return fields
     }
 
+    /// A mapping's known keys and their values: at most five, so a list
+    /// searched in order (a dictionary per mapping cost more than the rest
+    /// of a large manifest's decoding).
+    struct Fields {
+        private var entries: [(key: String, value: YAMLNode)] = []
+
+        subscript(key: String) -> YAMLNode? { entries.last { $0.key == key }?.value }
+
+        mutating func set(_ key: String, _ value: YAMLNode) { entries.append((key, value)) }
+    }
+
     mutating func sequence(_ node: YAMLNode, _ what: String) -> [YAMLNode]? {
         guard case .sequence(let sequence, _) = node else {
-            report(node, "\(what) must be a list (lines starting with '- ')")
+            report(node, "\(what) must be a list (lines starting with '- '), not \(describe(node))")
             return nil
         }
-        return Array(sequence)
+        return sequence
     }
 
-    mutating func string(_ node: YAMLNode, _ what: String) -> String? {
-        guard let text = node.scalarText else {
-            report(node, "\(what) must be a text value")
+    /// What YAML made of a node, for "must be X, not Y" messages.
+    func describe(_ node: YAMLNode) -> String {
+        switch node {
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        case .scalar(let scalar, _):
+            switch scalar.kind {
+            case .null: return scalar.text.isEmpty ? "empty (null)" : "null ('\(printable(scalar.text))')"
+            case .bool: return "the boolean \(scalar.text)"
+            case .int: return "the number \(printable(scalar.text))"
+            case .float: return "the number \(printable(scalar.text))"
+            case .string: return "the text '\(printable(scalar.text))'"
+            }
+        }
+    }
+
+    /// A scalar YAML reads as a string (`vm: "123"` is one, `vm: 123` is not).
+    mutating func string(_ node: YAMLNode, _ what: String, example: String? = nil) -> String? {
+        guard let scalar = node.scalar, scalar.kind == .string else {
+            var hint: String?
+            if let scalar = node.scalar, scalar.kind != .null {
+                hint = "quote it if it is meant as text: \"\(printable(scalar.text))\""
+            } else if let example {
+                hint = "e.g. \(example)"
+            }
+            report(node, "\(what) must be text, not \(describe(node))", hint: hint)
             return nil
         }
-        return text
+        return scalar.text
     }
 
+    /// A scalar YAML reads as an integer (`1`, `0x10`, `0o17`; not `"1"`, not `1.0`).
     mutating func integer(_ node: YAMLNode, _ what: String) -> Int? {
-        guard let text = node.scalarText, let value = Int(text) else {
-            report(node, "\(what) must be a whole number")
+        guard let scalar = node.scalar, scalar.kind == .int else {
+            let quoted = node.scalar.map { $0.style != .plain && YAMLScalar.resolve(plain: $0.text) == .int } ?? false
+            report(node, "\(what) must be a whole number, not \(describe(node))", hint: quoted ? "remove the quotes" : nil)
+            return nil
+        }
+        guard let value = YAMLScalar.coreInteger(scalar.text) else {
+            report(node, "\(what) \(printable(scalar.text)) is too large", hint: scalar.tag != nil ? "write a whole number" : nil)
             return nil
         }
         return value
@@ -268,23 +389,25 @@ public struct ManifestDecoder {
 
     mutating func index(_ node: YAMLNode) -> Int? {
         guard let value = integer(node, "index") else { return nil }
-        guard value >= 0 else {
-            report(node, "index must be 0 or more", hint: "index 0 is the first match by PCI address")
+        guard (0...Self.maximumCount).contains(value) else {
+            report(node, "index must be 0 to \(Self.maximumCount), not \(value)", hint: "index 0 is the first match by PCI address")
             return nil
         }
         return value
     }
 
+    /// A scalar YAML reads as a boolean: true/false (also True, TRUE, …); not "true", not yes.
     mutating func boolean(_ node: YAMLNode, _ what: String) -> Bool? {
-        guard let text = node.scalarText else {
-            report(node, "\(what) must be true or false")
+        guard let scalar = node.scalar, scalar.kind == .bool else {
+            let quoted = node.scalar.map { $0.style != .plain && YAMLScalar.resolve(plain: $0.text) == .bool } ?? false
+            report(node, "\(what) must be true or false, not \(describe(node))", hint: quoted ? "remove the quotes" : nil)
             return nil
         }
-        switch text {
-        case "true", "True", "yes": return true
-        case "false", "False", "no": return false
+        switch scalar.text {
+        case "true", "True", "TRUE": return true
+        case "false", "False", "FALSE": return false
         default:
-            report(node, "\(what) must be true or false, not '\(text)'")
+            report(node, "\(what) must be true or false, not '\(printable(scalar.text))'")
             return nil
         }
     }
@@ -292,33 +415,45 @@ public struct ManifestDecoder {
     mutating func choice<T: RawRepresentable & CaseIterable>(_ node: YAMLNode, _ what: String) -> T? where T.RawValue == String {
         guard let text = string(node, what) else { return nil }
         guard let value = T(rawValue: text) else {
-            report(node, "\(what) must be one of \(T.allCases.map { $0.rawValue }.joined(separator: ", ")), not '\(text)'")
+            let known = T.allCases.map { $0.rawValue }.joined(separator: ", ")
+            report(node, "\(what) must be one of \(known), not '\(printable(text))'")
             return nil
         }
         return value
     }
 
     mutating func pciAddress(_ node: YAMLNode, _ what: String) -> PCIAddress? {
-        guard let text = string(node, what) else { return nil }
+        guard let text = string(node, what, example: "\"0000:01:00.0\"") else { return nil }
         guard let address = PCIAddress(text) else {
-            report(node, "'\(text)' is not a PCI address",
+            report(node, "'\(printable(text))' is not a PCI address",
                 hint: "write it as lspci -D does, DDDD:BB:SS.F, e.g. \"0000:01:00.0\" (quoted)")
             return nil
         }
         return address
     }
 
-    /// `"10de"` or `"0x10de"`: four hex digits.
+    /// `"10de"` or `"0x10de"`: four hex digits, as text (unquoted, `8086`
+    /// and `0x10de` are numbers in YAML, and `1b80` text: quote them all).
     mutating func hexID(_ node: YAMLNode, _ what: String) -> UInt16? {
-        guard let text = string(node, what) else { return nil }
-        let digits = text.hasPrefix("0x") || text.hasPrefix("0X") ? text.dropFirst(2) : Substring(text)
-        guard digits.count == 4, let value = UInt16(hexText: digits) else {
-            report(node, "\(what) '\(text)' is not a 4-digit hex ID",
-                hint: "quote it and use four hex digits as lspci -nn shows, e.g. \"10de\"")
+        let hint = "quote it and use four hex digits as lspci -nn shows, e.g. \"10de\""
+        guard let scalar = node.scalar, scalar.kind == .string else {
+            report(node, "\(what) must be text, not \(describe(node))", hint: hint)
+            return nil
+        }
+        let text = scalar.text
+        let utf8 = Array(text.utf8)
+        let digits = utf8.count == 6 && utf8[0] == UInt8(ascii: "0") && (utf8[1] | 0x20) == UInt8(ascii: "x") ? utf8[2...] : utf8[...]
+        guard digits.count == 4, let value = UInt16(hexDigits: digits) else {
+            report(node, "\(what) '\(printable(text))' is not a 4-digit hex ID", hint: hint)
             return nil
         }
         return value
     }
+}
+
+/// C0 and C1 control characters and DEL: never part of a name.
+func isControl(_ scalar: Unicode.Scalar) -> Bool {
+    scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value)
 }
 
 /// Levenshtein distance, for "did you mean" hints on short keys.

@@ -55,37 +55,31 @@ func diagnostics(_ yaml: String) -> [String] {
         #expect(manifest.bindings[0].release == .never && !manifest.bindings[0].live)
     }
 
-    /// Each row: a broken manifest and the diagnostics it must produce, all at once.
-    @Test(arguments: [
-        ("version: 2\n", ["m.yaml:1:10: error: unsupported manifest version 2; this hostdevd reads version 1"]),
-        ("bindings: []\n", ["m.yaml:1:1: error: missing 'version'; add 'version: 1' at the top"]),
-        ("version: 1\nbindngs: []\n", ["m.yaml:2:1: error: unknown key 'bindngs' in the manifest; did you mean 'bindings'?"]),
-        ("version: 1\nbindings:\n  - vm: a\n    devices:\n      - pci: \"0000:01:00\"\n",
-            ["m.yaml:5:14: error: '0000:01:00' is not a PCI address; write it as lspci -D does, DDDD:BB:SS.F, e.g. \"0000:01:00.0\" (quoted)"]),
-        ("version: 1\nbindings:\n  - vm: a\n    release: sometimes\n    devices: [{pci: \"01:00.0\"}]\n",
-            ["m.yaml:4:14: error: release must be one of never, onStop, not 'sometimes'"]),
-        ("version: 1\nbindings:\n  - vm: a\n    devices: [{pci: {vendor: \"10de\", device: \"1b8\"}}]\n",
-            ["m.yaml:4:46: error: device '1b8' is not a 4-digit hex ID; quote it and use four hex digits as lspci -nn shows, e.g. \"10de\""]),
-        ("version: 1\nbindings:\n  - vm: a\n    devices: [{pci: \"01:00.0\"}]\n  - vm: a\n    devices: [{pci: \"02:00.0\"}]\n",
-            ["m.yaml:5:5: error: VM 'a' has a second binding; merge it into the first, at line 3"]),
-        ("version: 1\nbindings:\n  - vm: a\n    devices: [{pci: \"01:00.0\"}]\n  - vm: b\n    devices: [{pci: \"0000:01:00.0\"}]\n",
-            ["m.yaml:6:15: error: pci 0000:01:00.0 is named twice; it is already claimed by 'a' at line 4; a device belongs to one VM"]),
-        ("version: 1\nbindings:\n  - vm: a\n    live: maybe\n    devices: [{usb: {vendor: \"046d\"}}]\n", [
-            "m.yaml:4:11: error: live must be true or false, not 'maybe'",
-            "m.yaml:5:21: error: usb needs either {vendor, product} or {bus, device}; e.g. usb: {vendor: \"046d\", product: \"c52b\"} or usb: {bus: 1, device: 4}",
-        ]),
-        ("version: 1\nbindings:\n  - devices: [{pci: \"01:00.0\", usb: {bus: 1, device: 2}}]\n", [
-            "m.yaml:3:5: error: binding without 'vm'; name the libvirt domain: vm: win11",
-        ]),
-        ("version: 1\nbindings:\n  - vm: a\n    devices: [{usb: {bus: 1, device: 2}, group: hold}]\n", [
-            "m.yaml:4:49: error: 'group' applies to PCI devices only; USB devices have no IOMMU group; remove it",
-        ]),
-        ("version: 1\nbindings:\n  - vm: a\n    devices:\n     - pci: [\n", ["m.yaml:6:1: error: YAML syntax: did not find expected node content; check indentation and quoting around here"]),
-        ("", ["m.yaml:1:1: error: the manifest is empty; start with 'version: 1'"]),
-        ("version: 1\nhost:\n  sriov:\n    - pf: \"0000:03:00.0\"\n      numvfs: -1\n", ["m.yaml:5:15: error: numvfs must be 0 or more, not -1"]),
-    ])
-    func reportsEveryErrorWithItsPlace(yaml: String, expected: [String]) {
-        #expect(diagnostics(yaml) == expected)
+    @Test func forceHandsOverConsoleAndNetworkPerDevice() throws {
+        let manifest = try decode(
+            "version: 1\nbindings:\n  - vm: a\n    devices:\n      - pci: \"01:00.0\"\n        force: [network, console]\n      - pci: \"02:00.0\"\n")
+        #expect(manifest.bindings[0].devices.map(\.force) == [[.console, .network], []])
+    }
+
+    /// Each row of the shared table (ManifestCases.swift): a manifest and the
+    /// diagnostics it must produce, all at once; none for a valid one.
+    @Test(arguments: manifestCases)
+    func reportsEveryErrorWithItsPlace(row: ManifestCase) {
+        let result: [String]
+        do {
+            _ = try ManifestDecoder.decode(bytes: row.bytes, file: "m.yaml")
+            result = []
+        } catch {
+            result = error.diagnostics.map(\.description)
+        }
+        #expect(result == row.errors)
+    }
+
+    @Test func theStringAndTheBytesDecodeAlike() throws {
+        let text = manifestCases[1].bytes
+        let fromBytes = try ManifestDecoder.decode(bytes: text, file: "m.yaml")
+        #expect(try ManifestDecoder.decode(String(decoding: text, as: UTF8.self), file: "m.yaml") == fromBytes)
+        #expect(fromBytes.fingerprint == Manifest.fingerprint(of: String(decoding: text, as: UTF8.self)))
     }
 }
 

@@ -1,0 +1,1 @@
+../HostdevCoreTests/ManifestCases.swift
