@@ -29,6 +29,8 @@ public enum StepOutcome: Sendable, Equatable {
 /// device; the rest still run.
 public struct Executor {
     public let drivers: PCIDriverControl
+    /// The host console's side of single-GPU passthrough, over the same writer.
+    public var consoles: ConsoleControl { ConsoleControl(root: drivers.root, writer: drivers.writer) }
     public let domains: (any DomainEditor)?
     public let store: LedgerStore
     /// How long a driver move waits for the state lock (nil: as long as it takes).
@@ -74,7 +76,7 @@ public struct Executor {
             if failed.contains(key) {
                 outcome = .skipped("an earlier step for \(key) failed")
             } else if step.action.movesDriver {
-                outcome = try store.withLock(timeout: lockTimeout) { try move(step.action) }
+                outcome = try store.withLock(timeout: lockTimeout) { try move(step.action, handedOver: plan.handedOver) }
             } else {
                 outcome = edit(step.action)
             }
@@ -86,14 +88,18 @@ public struct Executor {
     }
 
     /// One driver move, under the lock.
-    func move(_ action: Action) throws -> StepOutcome {
+    func move(_ action: Action, handedOver: [PCIAddress: Set<HandOver>] = [:]) throws -> StepOutcome {
         var ledger = try store.load()
-        if let stale = recheck(action, ledger: ledger) { return stale }
+        if let stale = recheck(action, ledger: ledger, handedOver: handedOver) { return stale }
         ledger.intent = action
         if case .bind(let address, _, let vm) = action, ledger.devices[address] == nil {
             // Recorded before the driver moves: after a crash the ledger
             // still knows which driver to give back.
             ledger.devices[address] = Ledger.Entry(originalDriver: drivers.driver(of: address), vm: vm)
+        }
+        if case .releaseConsole(let gpu) = action, ledger.consoles[gpu] == nil {
+            // What will be unbound, recorded first for the same reason.
+            ledger.consoles[gpu] = consoles.handover(of: gpu)
         }
         try store.save(ledger)
         let outcome: StepOutcome
@@ -117,12 +123,15 @@ public struct Executor {
     /// The facts a driver move depends on, read again under the lock: the
     /// plan was made without it, and the hook or `apply` may have moved the
     /// device since. Returns why the step no longer applies, if it does not.
-    func recheck(_ action: Action, ledger: Ledger) -> StepOutcome? {
+    func recheck(_ action: Action, ledger: Ledger, handedOver: [PCIAddress: Set<HandOver>]) -> StepOutcome? {
         switch action {
         case .bind(let address, let driver, _):
             guard drivers.exists(address) else { return .failed("\(address) is no longer present") }
             if drivers.driver(of: address) == driver { return .skipped("\(address) is already on \(driver)") }
-            let uses = hostUses(address)
+            let allowed = handedOver[address] ?? []
+            let uses = hostUses(address).filter { use in
+                !(use.kind.isForcible && HandOver(rawValue: use.kind.rawValue).map(allowed.contains) == true)
+            }
             if !uses.isEmpty {
                 return .failed("\(address) is needed by the host now: \(uses.map(\.reason).joined(separator: "; ")); not bound")
             }
@@ -133,7 +142,7 @@ public struct Executor {
                 return .failed(
                     "\(address)'s VFIO group is held open by \(holders.joined(separator: ", ")); unbinding it would block until they let go, so it is not released now")
             }
-        case .setNumVFs, .attachConfig, .detachConfig, .attachLive, .detachLive: break
+        case .setNumVFs, .releaseConsole, .restoreConsole, .attachConfig, .detachConfig, .attachLive, .detachLive: break
         }
         return nil
     }
@@ -149,6 +158,11 @@ public struct Executor {
             ledger.devices[address] = nil
         case .setNumVFs(let pf, let count):
             try drivers.setNumVFs(pf, count)
+        case .releaseConsole(let gpu):
+            ledger.consoles[gpu] = try consoles.releaseConsole(of: gpu)
+        case .restoreConsole(let gpu):
+            if let handover = ledger.consoles[gpu] { try consoles.restoreConsole(handover) }
+            ledger.consoles[gpu] = nil
         case .attachConfig, .detachConfig, .attachLive, .detachLive:
             preconditionFailure("domain edits are not driver moves")
         }
@@ -163,7 +177,7 @@ public struct Executor {
             case .detachConfig(let vm, let entry): try domains.detach(entry, from: vm, live: false)
             case .attachLive(let vm, let entry): try domains.attach(entry, to: vm, live: true)
             case .detachLive(let vm, let entry): try domains.detach(entry, from: vm, live: true)
-            case .bind, .restore, .setNumVFs: preconditionFailure("driver moves are not domain edits")
+            case .bind, .restore, .setNumVFs, .releaseConsole, .restoreConsole: preconditionFailure("driver moves are not domain edits")
             }
             return .done
         } catch {

@@ -6,24 +6,27 @@ public import Logging
 /// starting (nor starts one without its devices).
 public struct LastGoodManifest: Sendable {
     public let stateDirectory: String
-    public var path: String { stateDirectory + "/manifest.last-good" }
+    static let name = "manifest.last-good"
+    public var path: String { stateDirectory + "/" + Self.name }
 
-    public init(stateDirectory: String) { self.stateDirectory = stateDirectory }
+    public init(stateDirectory: String) { self.stateDirectory = absolutePath(stateDirectory) }
 
-    /// Saves `text` when it differs from what is saved; a failure is logged,
-    /// never fatal (the manifest itself was fine).
-    public func save(_ text: String, logger: Logger? = nil) {
-        if case .success(let saved) = fileContents(path), saved.elementsEqual(text.utf8) { return }
+    /// Saves `bytes` when they differ from what is saved; a failure is
+    /// logged, never fatal (the manifest itself was fine).
+    public func save(_ bytes: [UInt8], logger: Logger? = nil) {
         do {
-            try LedgerStore(directory: stateDirectory).makeDirectory()
-            try replaceFile(path, with: Array(text.utf8), mode: 0o600, durable: true)
+            guard let directory = try StateDirectory.open(stateDirectory, mode: 0o700, create: true) else { return }
+            if case .success(let saved) = directory.read(Self.name, limit: FileLimits.manifest), saved == bytes { return }
+            try directory.replace(Self.name, with: bytes, mode: 0o600, durable: true)
         } catch {
             logger?.warning("cannot keep the last good manifest: \(error)")
         }
     }
 
-    public func load() -> String? {
-        guard case .success(let bytes) = fileContents(path) else { return nil }
-        return String(decoding: bytes, as: UTF8.self)
+    public func load() -> [UInt8]? {
+        guard let directory = try? StateDirectory.open(stateDirectory, mode: 0o700, create: false),
+            case .success(let bytes) = directory.read(Self.name, limit: FileLimits.manifest)
+        else { return nil }
+        return bytes
     }
 }

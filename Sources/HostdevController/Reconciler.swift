@@ -234,7 +234,8 @@ public final class Reconciler: @unchecked Sendable {
         var keys = Set<ReconcileKey>()
         for step in plan.steps {
             switch step.action {
-            case .bind(let address, _, _), .restore(let address, _), .setNumVFs(let address, _):
+            case .bind(let address, _, _), .restore(let address, _), .setNumVFs(let address, _), .releaseConsole(let address),
+                .restoreConsole(let address):
                 if let devpath = reader.devpath(of: address) { keys.insert(.device(subsystem: "pci", devpath: devpath)) }
                 // A VF count change adds and removes devices: re-read everything.
                 if case .setNumVFs = step.action { keys.insert(.all) }
@@ -246,25 +247,25 @@ public final class Reconciler: @unchecked Sendable {
     }
 
     func loadManifest() {
-        let text: String
-        switch fileContents(configuration.manifestPath) {
-        case .success(let bytes): text = String(decoding: bytes, as: UTF8.self)
+        let bytes: [UInt8]
+        switch fileContents(configuration.manifestPath, limit: FileLimits.manifest) {
+        case .success(let read): bytes = read
         case .failure(let error):
             manifestError = error.description
             logger.error("\(error); keeping the last good manifest")
             return
         }
-        if let lastGood, lastGood.fingerprint == Manifest.fingerprint(of: text) {
+        if let lastGood, lastGood.fingerprint == Manifest.fingerprint(of: bytes) {
             // The good text is back (an edit was reverted): the error is gone.
             if manifestError != nil { logger.info("manifest is valid again") }
             manifestError = nil
             return
         }
         do {
-            lastGood = try ManifestDecoder.decode(text, file: configuration.manifestPath)
+            lastGood = try ManifestDecoder.decode(bytes: bytes, file: configuration.manifestPath)
             if manifestError != nil { logger.info("manifest is valid again") }
             manifestError = nil
-            LastGoodManifest(stateDirectory: configuration.stateDirectory).save(text, logger: logger)
+            LastGoodManifest(stateDirectory: configuration.stateDirectory).save(bytes, logger: logger)
         } catch {
             manifestError = error.description
             logger.error("manifest rejected, keeping the last good one: \(error.diagnostics.first?.description ?? "")")
@@ -308,11 +309,8 @@ public final class Reconciler: @unchecked Sendable {
         ]
         if let plan, case .object(let report) = PlanReport(plan: plan).json() { fields += report }
         let text = JSONText.object(fields).rendered() + "\n"
-        let path = configuration.statusFile
-        let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
-        mkdir(directory, 0o755)
         do {
-            try replaceFile(path, with: Array(text.utf8), mode: 0o644, durable: false)
+            try writeStatusFile(configuration.statusFile, Array(text.utf8))
         } catch {
             logger.warning("\(error)")
         }

@@ -26,15 +26,22 @@ public struct Ledger: Sendable, Equatable, Codable {
     /// unplugged from the running VM; any other binding's stay until the
     /// VM stops (a typo in a VM name must not pull devices out of guests).
     public var liveVMs: Set<String>
+    /// Consoles handed over for single-GPU passthrough, by GPU: exactly what
+    /// was unbound, so that releasing the GPU binds exactly that again.
+    public var consoles: [PCIAddress: ConsoleHandover]
 
-    public init(devices: [PCIAddress: Entry] = [:], intent: Action? = nil, released: [PCIAddress: String] = [:], liveVMs: Set<String> = []) {
+    public init(
+        devices: [PCIAddress: Entry] = [:], intent: Action? = nil, released: [PCIAddress: String] = [:], liveVMs: Set<String> = [],
+        consoles: [PCIAddress: ConsoleHandover] = [:]
+    ) {
         self.devices = devices
         self.intent = intent
         self.released = released
         self.liveVMs = liveVMs
+        self.consoles = consoles
     }
 
-    enum CodingKeys: String, CodingKey { case devices, intent, released, liveVMs }
+    enum CodingKeys: String, CodingKey { case devices, intent, released, liveVMs, consoles }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -42,5 +49,6 @@ public struct Ledger: Sendable, Equatable, Codable {
         intent = try container.decodeIfPresent(Action.self, forKey: .intent)
         released = try container.decodeIfPresent([PCIAddress: String].self, forKey: .released) ?? [:]
         liveVMs = try container.decodeIfPresent(Set<String>.self, forKey: .liveVMs) ?? []
+        consoles = try container.decodeIfPresent([PCIAddress: ConsoleHandover].self, forKey: .consoles) ?? [:]
     }
 }

@@ -9,13 +9,19 @@ public enum Action: Sendable, Equatable, Codable {
     case attachLive(vm: String, HostdevEntry)
     case detachLive(vm: String, HostdevEntry)
     case setNumVFs(pf: PCIAddress, count: Int)
+    /// Single-GPU passthrough (`force: [console]`): unbind the virtual
+    /// consoles from this GPU's framebuffer, then the firmware framebuffer
+    /// on it, before the GPU leaves its host driver.
+    case releaseConsole(PCIAddress)
+    /// The reverse, after the GPU is back on its host driver.
+    case restoreConsole(PCIAddress)
 
     /// `+`, `-` or `~`, as `terraform plan` marks additions, removals, changes.
     public var symbol: String {
         switch self {
         case .bind, .attachConfig, .attachLive: return "+"
         case .restore, .detachConfig, .detachLive: return "-"
-        case .setNumVFs: return "~"
+        case .setNumVFs, .releaseConsole, .restoreConsole: return "~"
         }
     }
 
@@ -28,6 +34,8 @@ public enum Action: Sendable, Equatable, Codable {
         case .attachLive(let vm, let e): return "hotplug \(e) into running \(vm)"
         case .detachLive(let vm, let e): return "unplug \(e) from running \(vm)"
         case .setNumVFs(let pf, let n): return "set \(pf) sriov_numvfs to \(n)"
+        case .releaseConsole(let gpu): return "hand the host console on \(gpu) over (unbind its virtual consoles and firmware framebuffer)"
+        case .restoreConsole(let gpu): return "give the host console back to \(gpu)"
         }
     }
 }
@@ -37,7 +45,7 @@ extension Action {
     /// steps, and its backoff is charged to this key.
     public var deviceKey: String {
         switch self {
-        case .bind(let a, _, _), .restore(let a, _): return "pci \(a)"
+        case .bind(let a, _, _), .restore(let a, _), .releaseConsole(let a), .restoreConsole(let a): return "pci \(a)"
         case .attachConfig(_, let e), .detachConfig(_, let e), .attachLive(_, let e), .detachLive(_, let e): return e.description
         case .setNumVFs(let pf, _): return "sriov \(pf)"
         }
@@ -48,7 +56,7 @@ extension Action {
         switch self {
         case .bind(_, _, let vm), .attachConfig(let vm, _), .detachConfig(let vm, _), .attachLive(let vm, _), .detachLive(let vm, _):
             return vm
-        case .restore, .setNumVFs: return nil
+        case .restore, .setNumVFs, .releaseConsole, .restoreConsole: return nil
         }
     }
 
@@ -56,7 +64,7 @@ extension Action {
     /// opposed to editing a domain (libvirt, never under the lock).
     public var movesDriver: Bool {
         switch self {
-        case .bind, .restore, .setNumVFs: return true
+        case .bind, .restore, .setNumVFs, .releaseConsole, .restoreConsole: return true
         case .attachConfig, .detachConfig, .attachLive, .detachLive: return false
         }
     }
@@ -112,6 +120,9 @@ public struct Plan: Sendable, Equatable {
 
     /// VMs whose `live: true` the ledger should remember (see `Ledger.liveVMs`).
     public var liveVMs: Set<String> = []
+    /// Host-use kinds the manifest hands over, by device (`force:`): the
+    /// executor's last check before a bind lets exactly these through.
+    public var handedOver: [PCIAddress: Set<HandOver>] = [:]
 
     public var isEmpty: Bool { steps.isEmpty }
 

@@ -53,6 +53,10 @@ struct Planning {
     var keysOfVM: [String: Set<String>] = [:]
     /// Devices `hostdevctl release` gave back under this manifest.
     var releasedByHand = Set<PCIAddress>()
+    /// Host-use kinds the manifest hands over, by claimed device (`force:`).
+    var forced: [PCIAddress: Set<HandOver>] = [:]
+    /// GPUs whose console is handed over before they are bound.
+    var consoleHandovers = Set<PCIAddress>()
 
     init(manifest: Manifest, observed: ObservedHost, ledger: Ledger, backoff: Backoff, now: Double) {
         self.manifest = manifest
@@ -108,6 +112,7 @@ struct Planning {
         planOrphans()
         planDomains()
         planSRIOV()
+        giveConsolesBack()
         holdBack()
         order()
     }
@@ -223,6 +228,7 @@ struct Planning {
     mutating func expandGroups(_ claims: [(Binding, DeviceClaim, PCIAddress)]) -> [Ownership] {
         var result: [Ownership] = []
         for (binding, claim, address) in claims {
+            if !claim.force.isEmpty { forced[address, default: []].formUnion(claim.force) }
             let group = inventory.groupNumber(of: address)
             keysOfVM[binding.vm, default: []].insert("pci \(address)")
             if claim.group != .device, let group {
@@ -269,6 +275,14 @@ struct Planning {
         var reasons: [PCIAddress: String] = [:]
         for address in manifest.host.protect { reasons[address] = "\(address) is needed by the host: listed in host.protect" }
         for use in observed.hostUses where reasons[use.address] == nil {
+            // A use the operator hands over for this device does not block it.
+            if let ownership = owned[use.address], let kind = HandOver(rawValue: use.kind.rawValue), use.kind.isForcible,
+                forced[ownership.via]?.contains(kind) == true
+            {
+                if use.kind == .console { consoleHandovers.insert(use.address) }
+                notes.append("\(use.reason): handed over to \(ownership.vm) (force: [\(kind.rawValue)])")
+                continue
+            }
             // Reasons that name the chain start at the device itself.
             reasons[use.address] = use.reason.hasPrefix(use.address.description)
                 ? "needed by the host: \(use.reason)" : "\(use.address) is needed by the host: \(use.reason)"
@@ -364,6 +378,9 @@ struct Planning {
                         ? "claimed by \(ownership.vm)"
                         : "IOMMU group \(ownership.group.map(String.init) ?? "?") sibling of \(ownership.via), owned by \(ownership.vm)"
                             + (ownership.attach ? "" : " (held, not attached)")
+                    if consoleHandovers.contains(address) {
+                        steps.append(Step(.releaseConsole(address), reason: "single-GPU passthrough: force: [console] for \(ownership.vm)"))
+                    }
                     steps.append(Step(.bind(address, driver: Planner.vfioDriver, vm: ownership.vm), reason: why))
                     deviceConditions[key] = .pending("to be bound to vfio-pci for \(ownership.vm)")
                 } else {
@@ -561,6 +578,15 @@ struct Planning {
         return .usbAddress(bus: bus, device: device)
     }
 
+    /// A GPU whose console was handed over gets it back right after it
+    /// returns to its host driver.
+    mutating func giveConsolesBack() {
+        for step in steps {
+            guard case .restore(let address, _) = step.action, ledger.consoles[address] != nil else { continue }
+            steps.append(Step(.restoreConsole(address), reason: "\(address) is back on its host driver"))
+        }
+    }
+
     /// Steps for devices whose last attempt failed wait for their retry time.
     mutating func holdBack() {
         guard !backoff.retries.isEmpty else { return }
@@ -580,10 +606,12 @@ struct Planning {
             case .detachLive: return 0
             case .detachConfig: return 1
             case .restore: return 2
-            case .setNumVFs: return 3
-            case .bind: return 4
-            case .attachConfig: return 5
-            case .attachLive: return 6
+            case .restoreConsole: return 3
+            case .setNumVFs: return 4
+            case .releaseConsole: return 5
+            case .bind: return 6
+            case .attachConfig: return 7
+            case .attachLive: return 8
             }
         }
         steps = steps.enumerated().sorted { (rank($0.element.action), $0.offset) < (rank($1.element.action), $1.offset) }.map(\.element)
@@ -600,7 +628,7 @@ struct Planning {
                 stepsOfVM[vm, default: 0] += 1
             case .restore(let address, _):
                 if let vm = owned[address]?.vm { stepsOfVM[vm, default: 0] += 1 }
-            case .setNumVFs: break
+            case .setNumVFs, .releaseConsole, .restoreConsole: break
             }
         }
         for binding in manifest.bindings {
@@ -621,6 +649,7 @@ struct Planning {
             }
         }
         var plan = Plan(steps: steps, bindings: bindings, devices: deviceConditions, notes: notes)
+        for (address, ownership) in owned { if let kinds = forced[ownership.via] { plan.handedOver[address] = kinds } }
         // A live binding is remembered while its VM may still hold our entries.
         plan.liveVMs = Set(manifest.bindings.filter(\.live).map(\.vm)).union(ledger.liveVMs.filter { vm in
             guard observed.coverage == .all else { return true }

@@ -35,13 +35,11 @@ struct Hook: ParsableCommand {
     @Option(help: "Seconds to wait for the state lock before failing.")
     var lockTimeout: Int = 5
 
-    /// The largest domain XML read from stdin.
-    static let xmlLimit = 16 << 20
 
     func run() throws {
         guard operation == "prepare" || operation == "release" else { return }
         // The XML libvirt passes: read it (bounded), then decide.
-        let xml: Result<String, Failure> = readStdin(limit: Self.xmlLimit)
+        let xml: Result<String, Failure> = readStdin(limit: FileLimits.domainXML)
         guard let manifest = hookManifest(), manifest.bindings.contains(where: { $0.vm == vm }) else {
             if case .failure(let error) = xml { printError("warning: hook for \(vm): \(error); hostdevd claims no devices for it") }
             return
@@ -95,7 +93,7 @@ struct Hook: ParsableCommand {
         do {
             return try loadManifest(state.manifest)
         } catch {
-            if let text = saved.load(), let manifest = try? ManifestDecoder.decode(text, file: saved.path) {
+            if let bytes = saved.load(), let manifest = try? ManifestDecoder.decode(bytes: bytes, file: saved.path) {
                 printError("warning: \(error); using the last good manifest \(saved.path)")
                 return manifest
             }
@@ -126,6 +124,6 @@ struct Hook: ParsableCommand {
 func readStdin(limit: Int) -> Result<String, Failure> {
     switch readBounded(fd: 0, limit: limit) {
     case .success(let bytes): return .success(String(decoding: bytes, as: UTF8.self))
-    case .failure(let error): return .failure(Failure(message: "reading the domain XML on stdin: \(error)"))
+    case .failure(let error): return .failure(Failure(message: "the domain XML: \(error)"))
     }
 }

@@ -19,29 +19,26 @@ struct StateOptions: ParsableArguments {
     var stateDir: String = "/var/lib/hostdevd"
 }
 
-/// `path` made absolute against the working directory: a relative path
-/// must never end up under `/`.
-func absolutePath(_ path: String) -> String {
-    guard !path.hasPrefix("/") else { return path }
-    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX))
-    guard getcwd(&buffer, buffer.count) != nil else { return path }
-    let cwd = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    return (cwd == "/" ? "" : cwd) + "/" + path
-}
-
-/// Reads a whole file; the error names the file and what to do.
-func readText(_ path: String, what: String, hint: String) throws -> String {
-    switch fileContents(path) {
-    case .success(let bytes): return String(decoding: bytes, as: UTF8.self)
+/// Reads a whole file, at most `limit` bytes; the error names the file,
+/// what is wrong and what to do.
+func readBytes(_ path: String, what: String, limit: Int, hint: String) throws -> [UInt8] {
+    switch fileContents(path, limit: limit) {
+    case .success(let bytes): return bytes
     case .failure(let error):
-        throw Failure(message: "cannot read \(what) \(path): \(String(cString: strerror(error.errno))); \(hint)")
+        // "cannot read manifest /etc/…: No such file or directory; create it"
+        let detail = error.description.hasPrefix("cannot read ") ? String(error.description.dropFirst(12)) : error.description
+        throw Failure(message: "cannot read \(what) \(detail)\(hint.isEmpty ? "" : "; " + hint)")
     }
 }
 
+func readText(_ path: String, what: String, limit: Int = FileLimits.state, hint: String) throws -> String {
+    String(decoding: try readBytes(path, what: what, limit: limit, hint: hint), as: UTF8.self)
+}
+
 func loadManifest(_ path: String) throws -> Manifest {
-    let text = try readText(path, what: "manifest", hint: "create it (see manifests/examples/) or pass --manifest")
+    let bytes = try readBytes(path, what: "manifest", limit: FileLimits.manifest, hint: "create it (see manifests/examples/) or pass --manifest")
     do {
-        return try ManifestDecoder.decode(text, file: path)
+        return try ManifestDecoder.decode(bytes: bytes, file: path)
     } catch {
         throw Failure(message: "\(error)\n\(error.diagnostics.count) error(s) in \(path); 'hostdevctl validate --manifest \(path)' checks it")
     }
@@ -50,7 +47,7 @@ func loadManifest(_ path: String) throws -> Manifest {
 /// The host as observed now, or as recorded in `--observed FILE`.
 func observe(host: HostOptions, observedFile: String?, connection: LibvirtConnection? = nil) throws -> ObservedHost {
     if let observedFile {
-        let text = try readText(observedFile, what: "snapshot", hint: "write one with 'hostdevctl snapshot > FILE'")
+        let text = try readText(observedFile, what: "snapshot", limit: FileLimits.snapshot, hint: "write one with 'hostdevctl snapshot > FILE'")
         do {
             return try JSONDecoder().decode(ObservedHost.self, from: Data(text.utf8))
         } catch {
@@ -150,7 +147,8 @@ struct Apply: ParsableCommand {
             let manifest = try loadManifest(state.manifest)
             let connection = try? LibvirtConnection(uri: host.connect)
             let (plan, ledger) = try controller.plan(manifest: manifest, observed: try controller.observe(connection: connection, warn: printError))
-            LastGoodManifest(stateDirectory: controller.store.directory).save(try readText(state.manifest, what: "manifest", hint: ""))
+            LastGoodManifest(stateDirectory: controller.store.directory).save(
+                try readBytes(state.manifest, what: "manifest", limit: FileLimits.manifest, hint: ""))
             if plan.verdict == .converged {
                 emit("No changes. The host matches the manifest.\n")
                 return

@@ -55,7 +55,7 @@ final class HookRig {
 
     @Test func anInvalidManifestFallsBackToTheLastGoodOne() throws {
         let rig = HookRig()
-        LastGoodManifest(stateDirectory: rig.state).save(HookRig.claims)
+        LastGoodManifest(stateDirectory: rig.state).save(Array(HookRig.claims.utf8))
         FileTree.write(rig.manifest, "version: 1\nbindings: [\n")
         let result = try rig.hook("win11", "prepare")
         #expect(result.status == 0, "\(result.stderr)")
@@ -92,7 +92,7 @@ final class HookRig {
         holding.withLock { $0 = false }
         #expect(ContinuousClock.now - start < .seconds(10))
         #expect(result.status == 1)
-        #expect(result.stderr.contains("/lock is held by another hostdevd, apply or hook"), "\(result.stderr)")
+        #expect(result.stderr.contains("/lock: another hostdevd reconcile, apply, release or hook holds it"), "\(result.stderr)")
         #expect(rig.gpuDriver == "nouveau")
     }
 

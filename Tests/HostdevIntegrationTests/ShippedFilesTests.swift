@@ -206,7 +206,7 @@ let udevadmPresent = access(udevadm, X_OK) == 0 || RealComponent.required
         defer { FileTree.remove(state) }
         let result = try hook("win11", "prepare", manifest: "version: 1\nbindings:\n  - vm: win11\n    devices:\n      - pci: \"0000:00:1f.6\"\n")
         #expect(result.status == 1)
-        #expect(result.stderr.contains("error: hostdevd cannot prepare win11's devices: win11: Blocked: 0000:00:1f.6 is needed by the host: 0000:00:1f.6 → eno1, which carries the default route"))
+        #expect(result.stderr.contains("error: hostdevd cannot prepare win11's devices: win11: Blocked: needed by the host: 0000:00:1f.6 → eno1, which carries the default route"))
         #expect(tree.driver(of: PCIAddress("0000:00:1f.6")!) == "e1000e")
     }
 
