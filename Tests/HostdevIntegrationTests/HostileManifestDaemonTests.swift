@@ -47,6 +47,7 @@ struct HostileManifestDaemonTests {
         try rig.restart()
         _ = try #require(rig.notify.next(), "no READY after a restart on a hostile manifest")
         #expect(rig.daemon.isRunning)
-        #expect((rig.status()["manifestError"] as? String)?.contains("nesting deeper than 64 levels") == true)
+        // READY may be a message the stopped daemon queued: wait for the new one's status.
+        #expect(eventually { (rig.status()["manifestError"] as? String)?.contains("nesting deeper than 64 levels") == true })
     }
 }
