@@ -12,11 +12,38 @@ public struct InventoryReport: Sendable {
     public var capabilities: Set<DeviceCapability>
     /// Owning VM per device name (from the manifest/ledger); empty until known.
     public var owners: [String: String]
+    /// What uses each device, by device name: the host's use chains and the
+    /// VMs' elements (see `usedBy(hostUses:domains:)`).
+    public var usedBy: [String: String]
 
-    public init(inventory: Inventory, capabilities: Set<DeviceCapability> = [], owners: [String: String] = [:]) {
+    public init(inventory: Inventory, capabilities: Set<DeviceCapability> = [], owners: [String: String] = [:], usedBy: [String: String] = [:]) {
         self.inventory = inventory
         self.capabilities = capabilities
         self.owners = owners
+        self.usedBy = usedBy
+    }
+
+    /// "used by", per PCI device name: each host use's chain, and each active
+    /// domain's element (`win11 through <interface type='hostdev'>`), or the
+    /// element of a domain that is off (`off: …`), so an operator sees what is
+    /// free before writing a manifest.
+    public static func usedBy(hostUses: [HostUse], domains: [DomainState]) -> [String: String] {
+        var uses: [String: [String]] = [:]
+        for use in hostUses { uses[use.address.nodeDeviceName, default: []].append(use.reason) }
+        for domain in domains {
+            let hostdevs = (domain.isActive ? domain.liveHostdevs : domain.configHostdevs).filter(\.isOurs)
+            for entry in hostdevs {
+                if case .pci(let address) = entry.source {
+                    uses[address.nodeDeviceName, default: []].append("\(domain.isActive ? "" : "off: ")\(domain.name) through hostdevd's <hostdev>")
+                }
+            }
+            for use in domain.uses {
+                for address in use.devices {
+                    uses[address.nodeDeviceName, default: []].append("\(domain.isActive ? "" : "off: ")\(domain.name) through \(use.description)")
+                }
+            }
+        }
+        return uses.mapValues { $0.joined(separator: "; ") }
     }
 
     /// The devices shown, in tree order, each with the nearest shown ancestor
@@ -120,19 +147,20 @@ public struct InventoryReport: Sendable {
         if let node = device.deviceNode { facts.append(node) }
         if device.isAssignable { facts.append("assignable") }
         if let vm = owners[device.name] { facts.append("vm=\(vm)") }
+        if let use = usedBy[device.name] { facts.append("used by: \(use)") }
         return facts
     }
 
     // MARK: table
 
-    static let tableHeader = ["NAME", "CAPABILITY", "PARENT", "DRIVER", "IOMMU", "IDS", "ASSIGNABLE", "VM", "DESCRIPTION"]
+    static let tableHeader = ["NAME", "CAPABILITY", "PARENT", "DRIVER", "IOMMU", "IDS", "ASSIGNABLE", "VM", "USED BY", "DESCRIPTION"]
 
     func tableRow(_ row: (device: HostDevice, shownParent: String, depth: Int)) -> [String] {
         let device = row.device
         return [
             device.name, device.capability.rawValue, row.shownParent, device.driver ?? "-",
             device.pci?.iommuGroup.map(String.init) ?? "-", idPair(device) ?? "-",
-            device.isAssignable ? "yes" : "no", owners[device.name] ?? "-", description(device),
+            device.isAssignable ? "yes" : "no", owners[device.name] ?? "-", usedBy[device.name] ?? "-", description(device),
         ]
     }
 
@@ -144,7 +172,9 @@ public struct InventoryReport: Sendable {
     }
 
     func entry(_ device: HostDevice) -> JSONText {
-        .object([("params", params(device)), ("vmId", .string(owners[device.name] ?? ""))])
+        var fields: [(String, JSONText)] = [("params", params(device)), ("vmId", .string(owners[device.name] ?? ""))]
+        if let use = usedBy[device.name] { fields.append(("usedBy", .string(use))) }
+        return .object(fields)
     }
 
     func params(_ device: HostDevice) -> JSONText {

@@ -57,12 +57,26 @@ struct Devices: ParsableCommand {
         return result
     }
 
+    @Flag(help: "Leave out what uses each device (the host's uses and the VMs' elements, which needs libvirt).")
+    var noUsedBy = false
+
     func run() throws {
         let inventory: Inventory
         var owners: [String: String] = [:]
+        var usedBy: [String: String] = [:]
         do {
-            inventory = try observed.map { try observe(host: host, observedFile: $0).inventory }
-                ?? readInventory(source: source, host: host)
+            if let observed {
+                let snapshot = try observe(host: host, observedFile: observed)
+                inventory = snapshot.inventory
+                usedBy = InventoryReport.usedBy(hostUses: snapshot.hostUses, domains: snapshot.domains)
+            } else {
+                inventory = try readInventory(source: source, host: host)
+                if !noUsedBy, source == .udev {
+                    let root = SysfsRoot(host.sysfsRoot)
+                    let (domains, _) = Observer(sources: HostSources(sysfsRoot: root, useUdev: false, libvirtURI: host.connect)).domains()
+                    usedBy = InventoryReport.usedBy(hostUses: HostUseScanner(root: root).scan(inventory), domains: domains)
+                }
+            }
             // Owners from the ledger: what hostdevd bound, for which VM.
             for (address, entry) in try LedgerStore(directory: stateDir).load().devices {
                 if let vm = entry.vm { owners[address.nodeDeviceName] = vm }
@@ -78,7 +92,7 @@ struct Devices: ParsableCommand {
             )
         }
         let output = BufferedOutput()
-        InventoryReport(inventory: inventory, capabilities: try capabilities(), owners: owners).write(format, to: output.write)
+        InventoryReport(inventory: inventory, capabilities: try capabilities(), owners: owners, usedBy: usedBy).write(format, to: output.write)
         output.flush()
     }
 }

@@ -1,4 +1,4 @@
-import HostdevCore
+@testable import HostdevCore
 import Testing
 
 /// A small tree: a root port with a GPU (two functions), a SATA controller
@@ -210,5 +210,22 @@ func sampleInventory() -> Inventory {
             inventory = inventory.updating([], removingPaths: [device.sysfsPath!])
         }
         #expect(inventory == Self.reference(Self.base))
+    }
+}
+
+@Suite struct UsedByTests {
+    @Test func hostAndVMUsesAreShownPerDevice() {
+        let nic = PCIAddress("0000:05:00.0")!
+        let vf = PCIAddress("0000:03:10.0")!
+        var ci = DomainState(name: "ci", state: .running)
+        ci.uses = [VMUse(element: "<interface type='hostdev'>", target: .pci(vf), devices: [vf])]
+        let off = DomainState(name: "win11", state: .shutoff, configHostdevs: [.ours(.pci(nic))])
+        let used = InventoryReport.usedBy(
+            hostUses: [HostUse(address: nic, reason: "0000:05:00.0 → enp5s0 → vmbr0, which carries the default route")], domains: [ci, off])
+        #expect(used["pci_0000_05_00_0"] == "0000:05:00.0 → enp5s0 → vmbr0, which carries the default route; off: win11 through hostdevd's <hostdev>")
+        #expect(used["pci_0000_03_10_0"] == "ci through <interface type='hostdev'>")
+        let device = HostDevice(name: "pci_0000_03_10_0", capability: .pci, pci: PCIFunction(address: vf))
+        let report = InventoryReport(inventory: Inventory(devices: [device]), usedBy: used)
+        #expect(report.facts(device).contains("used by: ci through <interface type='hostdev'>"))
     }
 }

@@ -303,6 +303,32 @@ struct DaemonFailSafeTests {
         #expect(devices["pci 0000:01:00.0"]?["reason"]?.contains("cannot tell whether win11 runs") == true, "\(devices)")
     }
 
+    /// A bridge with the default route appears over a NIC that win11
+    /// claims (`onStop`, off): the next pass reads the host's uses afresh,
+    /// the NIC is Blocked with the whole chain, and it is never unbound,
+    /// not even when win11 starts.
+    @Test func aBridgeOverAClaimedNICBlocksIt() throws {
+        let libvirtd = try LibvirtDaemon()
+        defer { libvirtd.stop() }
+        let nic = PCIAddress("0000:05:00.0")!
+        let manifest = "version: 1\nbindings:\n  - vm: win11\n    release: onStop\n    devices:\n      - pci: \"0000:05:00.0\"\n"
+        let rig = try DaemonRig(libvirtd: libvirtd, manifest: manifest) { tree, _ in
+            let path = tree.addPCI(.init(nic.description, vendor: "8086", device: "10d3", classCode: 0x020000, driver: "e1000e", iommuGroup: 40))
+            tree.addNet("enp5s0", under: path, mac: "52:54:00:00:05:00", up: true)
+        }
+        _ = try #require(rig.notify.next(), "no READY from hostdevd")
+        _ = rig.tree.addUpperNet("vmbr0", kind: .bridge, lowers: ["enp5s0"])
+        rig.tree.addRoute("vmbr0")
+        kill(rig.daemon.pid, SIGHUP)
+        let chain = "0000:05:00.0 → enp5s0 → vmbr0, which carries the default route"
+        #expect(eventually { (rig.status()["devices"] as? [String: [String: String]])?["pci 0000:05:00.0"]?["reason"]?.contains(chain) == true },
+            "\(rig.status()["devices"] ?? "")")
+        try rig.keeper.start("win11")
+        #expect(eventually { (rig.status()["trigger"] as? [String])?.contains("vm win11") == true })
+        #expect(rig.tree.driver(of: nic) == "e1000e")
+        #expect(!rig.server.kernel.writes.contains { $0.value.contains(nic.description) }, "\(rig.server.kernel.writes)")
+    }
+
     @Test func statusSaysWhenTheDaemonIsGone() throws {
         let libvirtd = try LibvirtDaemon()
         defer { libvirtd.stop() }

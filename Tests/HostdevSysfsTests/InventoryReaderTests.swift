@@ -166,6 +166,20 @@ let noNames = DeviceNameDatabase(searchPaths: ["/nonexistent"])
         #expect(fromConfig.device(named: "pci_0000_02_00_0")?.vendorID == "0x144d")
     }
 
+    /// A runtime-suspended function (possibly in D3cold) is read from the
+    /// kernel's cached attribute files: reading its `config` would wake it.
+    @Test func suspendedDevicesAreNotWokenForTheirConfigSpace() throws {
+        let tree = SysfsTree.workstation()
+        let gpu = tree.pciPath(PCIAddress("0000:01:00.0")!)
+        FileTree.makeDirectory(tree.host(gpu + "/power"))
+        FileTree.write(tree.host(gpu + "/power/runtime_status"), "suspended\n")
+        // What a read of a powered-down function's config space returns.
+        FileTree.write(tree.host(gpu + "/config"), String(repeating: "\u{7f}", count: 64))
+        let inventory = try InventoryReader(root: tree.sysfs, names: noNames).read()
+        #expect(inventory.device(named: "pci_0000_01_00_0")?.vendorID == "0x10de")
+        #expect(inventory.device(named: "pci_0000_01_00_0")?.pci?.classCode == 0x030000)
+    }
+
     @Test func danglingLinksStillList() throws {
         let tree = SysfsTree()
         let path = tree.addPCI(.init("0000:01:00.0", vendor: "10de", device: "1b80", classCode: 0x030000, iommuGroup: 1))
