@@ -68,9 +68,12 @@ public struct Controller {
     public func observeForHook(vm: String, active: Bool) throws -> ObservedHost {
         let reader = InventoryReader(root: sources.sysfsRoot)
         let inventory = try reader.read()
-        return ObservedHost(
+        let observer = Observer(sources: sources)
+        var observed = ObservedHost(
             inventory: inventory, domains: [DomainState(name: vm, state: active ? .running : .shutoff, active: active)],
-            hostUses: Observer(sources: sources).hostUses(inventory), coverage: .hook(vm))
+            hostUses: observer.hostUses(inventory), coverage: .hook(vm))
+        observed.vfioLoaded = observer.vfioLoaded()
+        return observed
     }
 
     public func plan(manifest: Manifest, observed: ObservedHost, backoff: Backoff = Backoff(), now: Double = 0) throws -> (Plan, Ledger) {

@@ -34,8 +34,13 @@ public struct Observer {
         let inventory = sources.useUdev ? reader.read(try UdevEnumerator().records()) : try reader.read()
         let (domains, coverage) = self.domains()
         if case .unreachable(let why) = coverage { warn("warning: libvirt unreachable: \(why); nothing that depends on a VM's state is planned") }
-        return ObservedHost(inventory: inventory, domains: domains, hostUses: hostUses(inventory), coverage: coverage)
+        var observed = ObservedHost(inventory: inventory, domains: domains, hostUses: hostUses(inventory), coverage: coverage)
+        observed.vfioLoaded = vfioLoaded()
+        return observed
     }
+
+    /// Whether the vfio-pci driver is registered (`/sys/bus/pci/drivers/vfio-pci`).
+    public func vfioLoaded() -> Bool { sources.sysfsRoot.directory("/sys/bus/pci/drivers/vfio-pci") != nil }
 
     /// The host's uses of its devices, read afresh: never cached between passes.
     public func hostUses(_ inventory: Inventory) -> [HostUse] { HostUseScanner(root: sources.sysfsRoot).scan(inventory) }

@@ -107,6 +107,7 @@ public final class Reconciler: @unchecked Sendable {
             let libvirtMissing = cache!.coverage != .all
             if libvirtMissing { connection = nil }
             cache!.hostUses = observer.hostUses(cache!.inventory)
+            cache!.vfioLoaded = observer.vfioLoaded()
             let ledger = try store.load()
             clock.lap("observe")
             var plan = Planner.plan(manifest: manifest, observed: cache!, ledger: ledger, backoff: backoff, now: now())

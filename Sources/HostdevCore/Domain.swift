@@ -172,6 +172,9 @@ public struct ObservedHost: Sendable, Equatable, Codable {
     public var hostUses: [HostUse]
     /// Which domains `domains` covers.
     public var coverage: DomainCoverage
+    /// Whether the vfio-pci driver is loaded (nil: not observed, as in old
+    /// snapshots). Without it no bind can succeed: the plan says so first.
+    public var vfioLoaded: Bool?
 
     public init(inventory: Inventory, domains: [DomainState] = [], hostUses: [HostUse] = [], coverage: DomainCoverage = .all) {
         self.inventory = inventory
@@ -192,7 +195,7 @@ public struct ObservedHost: Sendable, Equatable, Codable {
         return coverage == .all ? false : nil
     }
 
-    enum CodingKeys: String, CodingKey { case inventory, domains, hostUses, coverage, libvirtReachable }
+    enum CodingKeys: String, CodingKey { case inventory, domains, hostUses, coverage, libvirtReachable, vfioLoaded }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -205,6 +208,7 @@ public struct ObservedHost: Sendable, Equatable, Codable {
             inventory: try c.decode(Inventory.self, forKey: .inventory),
             domains: try c.decodeIfPresent([DomainState].self, forKey: .domains) ?? [],
             hostUses: try c.decodeIfPresent([HostUse].self, forKey: .hostUses) ?? [], coverage: coverage ?? .all)
+        vfioLoaded = try c.decodeIfPresent(Bool.self, forKey: .vfioLoaded)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -213,5 +217,6 @@ public struct ObservedHost: Sendable, Equatable, Codable {
         try c.encode(domains, forKey: .domains)
         try c.encode(hostUses, forKey: .hostUses)
         try c.encode(coverage, forKey: .coverage)
+        try c.encodeIfPresent(vfioLoaded, forKey: .vfioLoaded)
     }
 }

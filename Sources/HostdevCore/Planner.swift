@@ -113,6 +113,7 @@ struct Planning {
         planDomains()
         planSRIOV()
         giveConsolesBack()
+        requireVFIO()
         holdBack()
         order()
     }
@@ -584,6 +585,21 @@ struct Planning {
         for step in steps {
             guard case .restore(let address, _) = step.action, ledger.consoles[address] != nil else { continue }
             steps.append(Step(.restoreConsole(address), reason: "\(address) is back on its host driver"))
+        }
+    }
+
+    /// Without the vfio-pci driver every bind would fail after its read-back
+    /// times out: say so before any step instead.
+    mutating func requireVFIO() {
+        guard observed.vfioLoaded == false else { return }
+        let binding = Set(steps.compactMap { step -> String? in
+            if case .bind = step.action { return step.action.deviceKey }
+            return nil
+        })
+        guard !binding.isEmpty else { return }
+        steps.removeAll { binding.contains($0.action.deviceKey) }
+        for key in binding {
+            block(key, "the vfio-pci driver is not loaded: modprobe vfio-pci (hostdevd.service loads it when it starts; list it in /etc/modules-load.d/ to load it at boot)")
         }
     }
 

@@ -44,14 +44,18 @@ struct Check: ParsableCommand {
         }
         let unsafe = root.read("/sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts")
         let remapped = (root.read("/proc/interrupts") ?? "").contains("IR-")
-        if unsafe == "Y" {
-            results.append((.warn, "vfio_iommu_type1.allow_unsafe_interrupts=1 is set",
-                "this lets a VM's device forge interrupts (MSI attacks); it is only needed without interrupt remapping"))
-        } else if remapped {
+        switch (remapped, unsafe == "Y") {
+        case (true, false):
             results.append((.pass, "interrupt remapping active", nil))
-        } else {
-            results.append((.warn, "no interrupt remapping seen (no IR- entries in /proc/interrupts)",
-                "VFIO refuses devices without it; enable it in the firmware, or as a last resort boot with vfio_iommu_type1.allow_unsafe_interrupts=1 (a VM could then forge interrupts)"))
+        case (true, true):
+            results.append((.warn, "vfio_iommu_type1.allow_unsafe_interrupts=1 is set although interrupt remapping is active",
+                "it is not needed here and lets a VM's device forge interrupts (MSI attacks): remove it from the kernel command line"))
+        case (false, true):
+            results.append((.warn, "no interrupt remapping; vfio_iommu_type1.allow_unsafe_interrupts=1 lets VFIO work without it",
+                "a VM's device can forge interrupts (MSI attacks); enable interrupt remapping in the firmware (VT-d / AMD-Vi with IR) and drop the option"))
+        case (false, false):
+            results.append((.fail, "no interrupt remapping (no IR- entries in /proc/interrupts): VFIO refuses to set up a VM's devices (VFIO_SET_IOMMU fails with EPERM)",
+                "enable interrupt remapping in the firmware (VT-d / AMD-Vi with IR); only if that is impossible, boot with vfio_iommu_type1.allow_unsafe_interrupts=1, knowing a VM could then forge interrupts"))
         }
         do {
             let domains = try LibvirtConnection(uri: host.connect, readOnly: true).domains()
@@ -93,6 +97,23 @@ struct Check: ParsableCommand {
         return results
     }
 
+    /// The PCI function a claim names: by address, or by vendor/device ID
+    /// (with `index` among several, by address, as the planner picks).
+    static func resolve(_ selector: DeviceSelector, in inventory: Inventory) -> PCIAddress? {
+        switch selector {
+        case .pci(let address): return address
+        case .pciID(let vendor, let product, let index):
+            let matches = inventory.devices.compactMap { device -> PCIAddress? in
+                guard device.vendorID.flatMap({ UInt16(hexText: $0) }) == vendor, device.productID.flatMap({ UInt16(hexText: $0) }) == product
+                else { return nil }
+                return device.pci?.address
+            }.sorted()
+            if let index { return index < matches.count ? matches[index] : nil }
+            return matches.count == 1 ? matches[0] : nil
+        case .usbID, .usbAddress: return nil
+        }
+    }
+
     /// Each claimed device's group must be all on vfio-pci (or bridges) when
     /// its VM starts; say which siblings stand in the way.
     func viability(_ root: SysfsRoot, _ path: String) throws -> [(Verdict, String, String?)] {
@@ -102,7 +123,7 @@ struct Check: ParsableCommand {
         var checked = Set<Int>()
         for binding in manifest.bindings {
             for claim in binding.devices {
-                guard case .pci(let address) = claim.selector, let device = inventory.device(at: address),
+                guard let address = Self.resolve(claim.selector, in: inventory), let device = inventory.device(at: address),
                     let group = device.pci?.iommuGroup, checked.insert(group).inserted
                 else { continue }
                 let members = inventory.group(group)?.members ?? [address]
@@ -113,7 +134,7 @@ struct Check: ParsableCommand {
                 } else {
                     let list = strangers.map { "\($0.pci!.address) (\($0.driver!))" }.joined(separator: ", ")
                     results.append((.fail, "group \(group) is not viable for \(address) (\(binding.vm)): \(list) still on host drivers",
-                        "give the VM the whole group (group: attach, or hold for placeholders), or, at the risk of instability, boot with vfio_iommu_type1.allow_unsafe_interrupts=1 as the seed's troubleshooting says"))
+                        "VFIO needs every non-bridge device of the group on vfio-pci or on no driver: claim the whole group (group: attach, or hold for devices the VM should not see), or unbind those devices; allow_unsafe_interrupts does not change viability (it is about interrupt remapping)"))
                 }
             }
         }

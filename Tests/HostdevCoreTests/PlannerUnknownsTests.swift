@@ -267,3 +267,15 @@ extension Backoff {
         #expect(result.notes.contains("win11 has a hand-written managed='yes' <hostdev> for 0000:04:00.0: libvirt gives it back to the host driver when win11 stops"))
     }
 }
+
+@Suite struct VFIOLoadedTests {
+    @Test func noBindIsPlannedWithoutTheDriver() {
+        var observed = workstation()
+        observed.vfioLoaded = false
+        let result = plan([binding("win11", DeviceClaim(.pci(port0)))], observed)
+        #expect(!summaries(result).contains { $0.contains("0000:04:00.0") }, "\(summaries(result))")
+        #expect(result.devices["pci 0000:04:00.0"]?.description.contains("the vfio-pci driver is not loaded: modprobe vfio-pci") == true)
+        observed.vfioLoaded = true
+        #expect(summaries(plan([binding("win11", DeviceClaim(.pci(port0)))], observed)).contains("bind 0000:04:00.0 to vfio-pci"))
+    }
+}

@@ -243,8 +243,34 @@ let udevadmPresent = access(udevadm, X_OK) == 0 || RealComponent.required
         FileTree.write(dir + "/m.yaml", "version: 1\nbindings:\n  - vm: win11\n    devices:\n      - pci: \"0000:01:00.0\"\n        group: device\n")
         let result = try hostdevctl("check", "--sysfs-root", tree.root, "--connect", "test:///default", "--manifest", dir + "/m.yaml")
         #expect(result.stdout.contains("FAIL  group 1 is not viable for 0000:01:00.0 (win11): 0000:01:00.0 (nouveau), 0000:01:00.1 (snd_hda_intel) still on host drivers"))
-        #expect(result.stdout.contains("allow_unsafe_interrupts=1"))
+        // The remedy is about viability, not interrupt remapping.
+        #expect(result.stdout.contains("VFIO needs every non-bridge device of the group on vfio-pci or on no driver"))
+        #expect(result.stdout.contains("allow_unsafe_interrupts does not change viability"))
         #expect(result.status == 1)
+    }
+
+    /// Claims by vendor/device ID are checked too.
+    @Test func nonViableGroupOfAnIDClaim() throws {
+        let tree = SysfsTree.workstation()
+        let dir = FileTree.makeTemporaryDirectory()
+        defer { FileTree.remove(dir) }
+        FileTree.write(dir + "/m.yaml", "version: 1\nbindings:\n  - vm: win11\n    devices:\n      - pci: {vendor: \"10de\", device: \"1b80\"}\n        group: device\n")
+        let result = try hostdevctl("check", "--sysfs-root", tree.root, "--connect", "test:///default", "--manifest", dir + "/m.yaml")
+        #expect(result.stdout.contains("FAIL  group 1 is not viable for 0000:01:00.0 (win11)"), "\(result.stdout)")
+    }
+
+    /// Without interrupt remapping VFIO refuses the container: a failure,
+    /// not a warning, unless allow_unsafe_interrupts is set (then a warning).
+    @Test(arguments: [(nil, "FAIL  no interrupt remapping"), ("Y", "warn  no interrupt remapping; vfio_iommu_type1.allow_unsafe_interrupts=1")])
+    func interruptRemapping(unsafe: String?, line: String) throws {
+        let tree = SysfsTree.workstation()
+        FileTree.write(tree.host("/proc/interrupts"), " 24: 0 PCI-MSI 327680-edge xhci_hcd\n")
+        if let unsafe {
+            FileTree.makeDirectory(tree.host("/sys/module/vfio_iommu_type1/parameters"))
+            FileTree.write(tree.host("/sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts"), unsafe + "\n")
+        }
+        let result = try hostdevctl("check", "--sysfs-root", tree.root, "--connect", "test:///default")
+        #expect(result.stdout.contains(line), "\(result.stdout)")
     }
 
     @Test func thisMachineSaysIOMMUIsOff() throws {
