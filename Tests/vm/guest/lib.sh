@@ -3,7 +3,15 @@
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 mkdir -p "$E" /run/hd
 drv() { local l; l=$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null) && echo "${l##*/}" || echo none; }
-ovr() { cat "/sys/bus/pci/devices/$1/driver_override" 2>/dev/null || echo gone; }
+# reading driver_override takes the device lock, which a blocked unbind holds:
+# read it in the background and give up after 1 s rather than hang
+ovr() {
+  local f="/sys/bus/pci/devices/$1/driver_override" t=/run/ovr.$BASHPID.$RANDOM i
+  [ -e "$f" ] || { echo gone; return; }
+  ( cat "$f" > "$t.new" 2>/dev/null && mv "$t.new" "$t" ) &
+  for ((i = 0; i < 20; i++)); do [ -e "$t" ] && break; sleep 0.05; done
+  if [ -e "$t" ]; then cat "$t"; rm -f "$t"; else echo "(read blocked: the device lock is held)"; fi
+}
 grp() { local l; l=$(readlink "/sys/bus/pci/devices/$1/iommu_group") && echo "${l##*/}"; }
 node() { local n="/dev/vfio/$(grp "$1")"; [ -e "$n" ] && stat -c '%n %U:%G %a' "$n" || echo "$n absent"; }
 say() { echo "$*"; }
