@@ -8,7 +8,7 @@ drv() { local l; l=$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null) && e
 ovr() {
   local f="/sys/bus/pci/devices/$1/driver_override" t=/run/ovr.$BASHPID.$RANDOM i
   [ -e "$f" ] || { echo gone; return; }
-  ( cat "$f" > "$t.new" 2>/dev/null && mv "$t.new" "$t" ) &
+  ( cat "$f" > "$t.new" 2>/dev/null && mv "$t.new" "$t" ) > /dev/null 2>&1 &   # not on our stdout: $(ovr) must not wait for it
   for ((i = 0; i < 20; i++)); do [ -e "$t" ] && break; sleep 0.05; done
   if [ -e "$t" ]; then cat "$t"; rm -f "$t"; else echo "(read blocked: the device lock is held)"; fi
 }
