@@ -130,6 +130,7 @@ apply_release() { # NAME DEVICE-YAML CLAIMED EXPECT-VFIO... -- EXPECT-AFTER(b=dr
   while [ $# -gt 0 ] && [ "$1" != -- ]; do bound+=("$1"); shift; done; shift
   after=("$@")
   gx -t 90 "
+  modprobe vfio-pci || exit 1
   M=/run/hd/$name.yaml; A=\"--manifest \$M --state-dir /run/hd/$name --connect test:///default\"
   put \$M 'version: 1
 bindings:
@@ -172,7 +173,7 @@ bindings:
       - pci: "0000:02:00.0"
 '
 c_hotplug_add() {
-  gx "put /run/hd/hot.yaml '$HOTMANIFEST'; hd_start hot /run/hd/hot.yaml --connect test:///default" || return 1
+  gx "modprobe vfio-pci; put /run/hd/hot.yaml '$HOTMANIFEST'; hd_start hot /run/hd/hot.yaml --connect test:///default" || return 1
   gx -t 5 'udevadm monitor --kernel --udev --property > $E/uevents-hotplug.txt 2>&1 & echo $! > /run/hd/mon.pid; sleep 1' >/dev/null
   local t; t=$(now)
   qmp device_add driver=e1000e id=hot1 bus=rp2 || return 1
@@ -195,6 +196,7 @@ c_held_device() {
   # hostdevd binds 01:00.0, a process without a request channel opens it, the
   # claim is removed: the release must not block the loop; status names the holder.
   gx -t 240 '
+  modprobe vfio-pci || exit 1
   B=0000:01:00.0; M=/run/hd/held.yaml
   put $M "version: 1
 host:
