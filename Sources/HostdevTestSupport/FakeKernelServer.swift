@@ -1,6 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import Foundation
 import HostdevCore
 import HostdevSysfs
 import Synchronization
@@ -10,6 +11,16 @@ import Synchronization
 /// driver's `bind` and `unbind`) become named pipes, and a thread of the test
 /// process reads every write from them and answers as `FakeKernel` does.
 /// A plain file would merge two quick writes; a pipe delivers each.
+///
+/// What a pipe cannot do: block the writer. On Linux, unbinding vfio-pci from
+/// a device a process holds open (`kernel.hold`) blocks the writing process
+/// until the holder lets go; here the writer's `write` returns at once, the
+/// `driver` link empties as on Linux, and this write and every later one
+/// naming that device wait on a worker thread (the server keeps answering
+/// other devices) until `kernel.letGo`. The blocked writer itself is covered
+/// by Tests/vm on a real kernel. `driver_override` stays a plain file the
+/// writer writes directly, so its kernel semantics (`FakeKernel`) do not apply
+/// to writes from another process.
 public final class FakeKernelServer: @unchecked Sendable {
     // @unchecked: the pipes and the wake-up fd are owned by the server
     // thread after start; `stop` only writes one byte to the wake-up pipe.
@@ -19,6 +30,8 @@ public final class FakeKernelServer: @unchecked Sendable {
     private var pipes: [(fd: Int32, path: String)] = []
     private let wake: (read: Int32, write: Int32)
     private var thread: pthread_t?
+    /// Writes waiting behind a blocked unbind, per device, in arrival order.
+    private let queued = Mutex<[PCIAddress: [(path: String, value: String)]]>([:])
 
     public init(tree: SysfsTree) {
         kernel = FakeKernel(tree: tree)
@@ -74,11 +87,47 @@ public final class FakeKernelServer: @unchecked Sendable {
                 let n = read(pfd.fd, &buffer, buffer.count)
                 guard n > 0 else { continue }
                 for value in Self.values(String(decoding: buffer[0..<n], as: UTF8.self)) {
-                    // Errors are the writer's to see on Linux; through a pipe
-                    // they cannot be returned, so the link simply does not move.
-                    try? kernel.write(value, to: pipes[i].path)
-                    observer.withLock { $0 }?(pipes[i].path, value)
+                    if let device = FakeKernel.subject(value, pipes[i].path), queue(device, pipes[i].path, value) {
+                        continue
+                    }
+                    answer(value, pipes[i].path)
                 }
+            }
+        }
+    }
+
+    private func answer(_ value: String, _ path: String) {
+        // Errors are the writer's to see on Linux; through a pipe they
+        // cannot be returned, so the link simply does not move.
+        try? kernel.write(value, to: path)
+        observer.withLock { $0 }?(path, value)
+    }
+
+    /// Queues a write that would block (or must wait behind one) for a
+    /// worker thread of its device; false when it can be answered now.
+    private func queue(_ device: PCIAddress, _ path: String, _ value: String) -> Bool {
+        let startWorker: Bool? = queued.withLock { queues in
+            if queues[device] != nil {
+                queues[device]!.append((path, value))
+                return false
+            }
+            guard kernel.wouldBlock(value, to: path) else { return nil }
+            queues[device] = [(path, value)]
+            return true
+        }
+        guard let startWorker else { return false }
+        if startWorker {
+            Thread.detachNewThread { [self] in drain(device) }
+        }
+        return true
+    }
+
+    private func drain(_ device: PCIAddress) {
+        while let next = queued.withLock({ $0[device]?.first }) {
+            answer(next.value, next.path)
+            queued.withLock { queues in
+                queues[device]!.removeFirst()
+                if queues[device]!.isEmpty { queues[device] = nil }
             }
         }
     }
