@@ -215,6 +215,35 @@ func benchmarkHotplugPath(_ options: Options) {
     precondition(steps == options.runs, "expected one bind per plug")
 }
 
+/// The host-use checks a pass makes: the full scan every pass, and the
+/// re-check of one device right before each bind (under the state lock), on
+/// the workstation and on the busiest layout (bond under a bridge, LVM on
+/// LUKS, consoles).
+func benchmarkHostUses(_ options: Options) {
+    print("## host uses: full scan per pass, one device's re-check before a bind, \(options.runs) runs, release build")
+    var rows = [["host", "measure", "median", "min", "max"]]
+    for (name, tree) in [("workstation", SysfsTree.workstation()), ("bond+bridge host", SysfsTree.hostLayout(.bondUnderBridge))] {
+        let scanner = HostUseScanner(root: tree.sysfs)
+        let inventory = try! InventoryReader(root: tree.sysfs).read()
+        let devices = inventory.devices.compactMap(\.pci?.address)
+        var full: [Double] = []
+        var one: [Double] = []
+        for _ in 0..<options.runs {
+            var start = now()
+            _ = scanner.scan(inventory)
+            full.append(now() - start)
+            for address in devices {
+                start = now()
+                _ = scanner.uses(of: address)
+                one.append(now() - start)
+            }
+        }
+        rows.append([name, "scan (\(devices.count) PCI functions)", ms(median(full)), ms(full.min()!), ms(full.max()!)])
+        rows.append([name, "uses(of:) one device", ms(median(one)), ms(one.min()!), ms(one.max()!)])
+    }
+    print(alignColumns(rows))
+}
+
 /// hostdevd under umockdev on the 4,096-function host (tmpfs), libvirt's
 /// in-process test driver, the fake kernel behind named pipes.
 final class DaemonBench {
@@ -394,13 +423,14 @@ for benchmark in options.benchmarks {
     case "plan": benchmarkPlan(options)
     case "daemon": benchmarkDaemon(options)
     case "hotplug-path": benchmarkHotplugPath(options)
+    case "host-uses": benchmarkHostUses(options)
     case "workstation-tree":
         // Not a benchmark: lays out the test workstation and keeps it (for snapshots and demos).
         let tree = SysfsTree.workstation()
         tree.keep = true
         print(tree.root)
     default:
-        print("unknown benchmark '\(benchmark)'; known: inventory, plan, hotplug-path, daemon, workstation-tree")
+        print("unknown benchmark '\(benchmark)'; known: inventory, plan, hotplug-path, host-uses, daemon, workstation-tree")
         exit(2)
     }
 }

@@ -129,10 +129,18 @@ struct Check: ParsableCommand {
                 let members = inventory.group(group)?.members ?? [address]
                 let strangers = members.compactMap { inventory.device(at: $0) }
                     .filter { !($0.pci?.isBridge ?? false) && $0.driver != "vfio-pci" && $0.driver != "pci-stub" && $0.driver != nil }
-                if strangers.isEmpty || claim.group != .device {
-                    results.append((.pass, "IOMMU group \(group) of \(address) (\(binding.vm)): \(members.count) device(s)" + (strangers.isEmpty ? ", all ready" : ", hostdevd moves them together"), nil))
+                let list = strangers.map { "\($0.pci!.address) (\($0.driver!))" }.joined(separator: ", ")
+                if strangers.isEmpty {
+                    results.append((.pass, "IOMMU group \(group) of \(address) (\(binding.vm)): \(members.count) device(s), all ready", nil))
+                } else if claim.group != .device {
+                    let others = strangers.filter { $0.pci?.address != address }.map { "\($0.pci!.address) (\($0.driver!))" }
+                    guard !others.isEmpty else {
+                        results.append((.pass, "IOMMU group \(group) of \(address) (\(binding.vm)): \(members.count) device(s), hostdevd moves them together", nil))
+                        continue
+                    }
+                    results.append((.warn, "IOMMU group \(group) of \(address) (\(binding.vm)): hostdevd will also take \(others.joined(separator: ", ")) off their host drivers (group: \(claim.group.rawValue))",
+                        "make sure the host can spare them (hostdevd refuses any the host visibly uses, but a chipset function such as an LPC bridge or SMBus has uses it cannot see)"))
                 } else {
-                    let list = strangers.map { "\($0.pci!.address) (\($0.driver!))" }.joined(separator: ", ")
                     results.append((.fail, "group \(group) is not viable for \(address) (\(binding.vm)): \(list) still on host drivers",
                         "VFIO needs every non-bridge device of the group on vfio-pci or on no driver: claim the whole group (group: attach, or hold for devices the VM should not see), or unbind those devices; allow_unsafe_interrupts does not change viability (it is about interrupt remapping)"))
                 }

@@ -249,6 +249,16 @@ let udevadmPresent = access(udevadm, X_OK) == 0 || RealComponent.required
         #expect(result.status == 1)
     }
 
+    /// group: attach takes the siblings along: check says which, as a warning.
+    @Test func attachNamesTheSiblingsItTakes() throws {
+        let tree = SysfsTree.workstation()
+        let dir = FileTree.makeTemporaryDirectory()
+        defer { FileTree.remove(dir) }
+        FileTree.write(dir + "/m.yaml", "version: 1\nbindings:\n  - vm: win11\n    devices:\n      - pci: \"0000:01:00.0\"\n")
+        let result = try hostdevctl("check", "--sysfs-root", tree.root, "--connect", "test:///default", "--manifest", dir + "/m.yaml")
+        #expect(result.stdout.contains("warn  IOMMU group 1 of 0000:01:00.0 (win11): hostdevd will also take 0000:01:00.1 (snd_hda_intel) off their host drivers (group: attach)"), "\(result.stdout)")
+    }
+
     /// Claims by vendor/device ID are checked too.
     @Test func nonViableGroupOfAnIDClaim() throws {
         let tree = SysfsTree.workstation()
