@@ -1,3 +1,4 @@
+import Foundation
 import HostdevCore
 import HostdevLibvirt
 import HostdevSysfs
@@ -58,5 +59,22 @@ import Testing
         let nic = resolver.resolve(VMUse(element: "<interface type='direct'>", target: .netdev("eno1")))
         #expect(nic == [PCIAddress("0000:00:1f.6")!], "\(nic)")
         #expect(resolver.resolve(VMUse(element: "<hostdev type='scsi_host'>", target: .vhostSCSI("naa.1"))).isEmpty)
+    }
+}
+
+/// The same elements through libvirt itself: a domain defined in the test
+/// driver and read back the way the observer reads every domain.
+@Suite struct LibvirtDomainUsesTests {
+    @Test func theObserverSeesEveryUseElement() throws {
+        let connection = try LibvirtConnection(uri: "test:///default")
+        let xml = DomainUsesTests.xml.replacingOccurrences(of: "<domain type='kvm'>", with: "<domain type='test'>")
+            .replacingOccurrences(of: "<name>guest</name>", with: "<name>guest</name><memory>1048576</memory><os><type arch='x86_64'>hvm</type></os>")
+        try connection.define(xml: xml)
+        defer { try? connection.undefine("guest") }
+        let guest = try #require(try connection.domain(named: "guest"))
+        #expect(guest.uses.map(\.element).sorted() == [
+            "<disk type='block'>", "<hostdev type='mdev'>", "<hostdev type='pci'>", "<hostdev type='scsi'>", "<hostdev type='scsi_host'>",
+            "<hostdev type='usb'>", "<interface type='direct'>", "<interface type='hostdev'>",
+        ], "\(guest.uses)")
     }
 }
