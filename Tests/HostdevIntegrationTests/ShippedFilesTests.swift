@@ -236,12 +236,17 @@ let udevadmPresent = access(udevadm, X_OK) == 0 || RealComponent.required
         #expect(result.status == 1)
     }
 
-    @Test func nonViableGroupNamesTheSiblings() throws {
+    /// `check --manifest` on the workstation tree.
+    func checkManifest(_ yaml: String) throws -> (status: Int32, stdout: String, stderr: String) {
         let tree = SysfsTree.workstation()
         let dir = FileTree.makeTemporaryDirectory()
         defer { FileTree.remove(dir) }
-        FileTree.write(dir + "/m.yaml", "version: 1\nbindings:\n  - vm: win11\n    devices:\n      - pci: \"0000:01:00.0\"\n        group: device\n")
-        let result = try hostdevctl("check", "--sysfs-root", tree.root, "--connect", "test:///default", "--manifest", dir + "/m.yaml")
+        FileTree.write(dir + "/m.yaml", yaml)
+        return try hostdevctl("check", "--sysfs-root", tree.root, "--connect", "test:///default", "--manifest", dir + "/m.yaml")
+    }
+
+    @Test func nonViableGroupNamesTheSiblings() throws {
+        let result = try checkManifest("version: 1\nbindings:\n  - vm: win11\n    devices:\n      - pci: \"0000:01:00.0\"\n        group: device\n")
         #expect(result.stdout.contains("FAIL  group 1 is not viable for 0000:01:00.0 (win11): 0000:01:00.0 (nouveau), 0000:01:00.1 (snd_hda_intel) still on host drivers"))
         // The remedy is about viability, not interrupt remapping.
         #expect(result.stdout.contains("VFIO needs every non-bridge device of the group on vfio-pci or on no driver"))
@@ -251,21 +256,13 @@ let udevadmPresent = access(udevadm, X_OK) == 0 || RealComponent.required
 
     /// group: attach takes the siblings along: check says which, as a warning.
     @Test func attachNamesTheSiblingsItTakes() throws {
-        let tree = SysfsTree.workstation()
-        let dir = FileTree.makeTemporaryDirectory()
-        defer { FileTree.remove(dir) }
-        FileTree.write(dir + "/m.yaml", "version: 1\nbindings:\n  - vm: win11\n    devices:\n      - pci: \"0000:01:00.0\"\n")
-        let result = try hostdevctl("check", "--sysfs-root", tree.root, "--connect", "test:///default", "--manifest", dir + "/m.yaml")
+        let result = try checkManifest("version: 1\nbindings:\n  - vm: win11\n    devices:\n      - pci: \"0000:01:00.0\"\n")
         #expect(result.stdout.contains("warn  IOMMU group 1 of 0000:01:00.0 (win11): hostdevd will also take 0000:01:00.1 (snd_hda_intel) off their host drivers (group: attach)"), "\(result.stdout)")
     }
 
     /// Claims by vendor/device ID are checked too.
     @Test func nonViableGroupOfAnIDClaim() throws {
-        let tree = SysfsTree.workstation()
-        let dir = FileTree.makeTemporaryDirectory()
-        defer { FileTree.remove(dir) }
-        FileTree.write(dir + "/m.yaml", "version: 1\nbindings:\n  - vm: win11\n    devices:\n      - pci: {vendor: \"10de\", device: \"1b80\"}\n        group: device\n")
-        let result = try hostdevctl("check", "--sysfs-root", tree.root, "--connect", "test:///default", "--manifest", dir + "/m.yaml")
+        let result = try checkManifest("version: 1\nbindings:\n  - vm: win11\n    devices:\n      - pci: {vendor: \"10de\", device: \"1b80\"}\n        group: device\n")
         #expect(result.stdout.contains("FAIL  group 1 is not viable for 0000:01:00.0 (win11)"), "\(result.stdout)")
     }
 
