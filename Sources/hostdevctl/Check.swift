@@ -142,7 +142,7 @@ struct Check: ParsableCommand {
                         "make sure the host can spare them (hostdevd refuses any the host visibly uses, but a chipset function such as an LPC bridge or SMBus has uses it cannot see)"))
                 } else {
                     results.append((.fail, "group \(group) is not viable for \(address) (\(binding.vm)): \(list) still on host drivers",
-                        "VFIO needs every non-bridge device of the group on vfio-pci or on no driver: claim the whole group (group: attach, or hold for devices the VM should not see), or unbind those devices; allow_unsafe_interrupts does not change viability (it is about interrupt remapping)"))
+                        "VFIO needs every non-bridge device of the group on vfio-pci or on no driver: claim the whole group (group: attach, or hold for devices the VM should not see), or unbind those devices (allowing unsafe interrupts does not help here: that option is about interrupt remapping, not viability)"))
                 }
             }
         }
