@@ -127,8 +127,9 @@ public final class Reconciler: @unchecked Sendable {
                 }
                 failedSteps = outcomes.filter(\.isFailure).count
                 clock.lap("act")
+                // The re-plan only reports: it keeps the pass's host uses
+                // (read before acting; every next pass reads them again).
                 try refreshCache(Self.touched(by: plan, reader: InventoryReader(root: configuration.sysfsRoot)), observer)
-                cache!.hostUses = observer.hostUses(cache!.inventory)
                 plan = Planner.plan(manifest: manifest, observed: cache!, ledger: try store.load(), backoff: backoff, now: now())
                 clock.lap("re-plan")
             }
