@@ -133,11 +133,10 @@ extension Controller {
         afterStep: @escaping (Int, Step, StepOutcome) -> Void = { _, _, _ in }
     ) throws -> (refused: [ReleaseRefusal], steps: [Step], outcomes: [StepOutcome], plan: Plan) {
         var observed = try observe(connection: connection)
-        if case .unreachable(let why) = observed.coverage, force {
+        if case .unreachable = observed.coverage, force {
             // --force: the operator vouches that no VM uses these devices.
             observed.coverage = .all
             observed.domains = []
-            _ = why
         }
         let ledger = try store.load()
         var refused: [ReleaseRefusal] = []
