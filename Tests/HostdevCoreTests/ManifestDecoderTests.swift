@@ -15,26 +15,10 @@ func diagnostics(_ yaml: String) -> [String] {
 
 @Suite struct ManifestDecoderTests {
     @Test func decodesEveryField() throws {
-        let manifest = try decode(
-            """
-            version: 1
-            host:
-              orphans: keep
-              protect: ["0000:00:02.0"]
-              sriov:
-                - pf: "0000:03:00.0"
-                  numvfs: 8
-            bindings:
-              - vm: win11
-                release: onStop
-                live: true
-                devices:
-                  - pci: "0000:01:00.0"
-                    group: hold
-                  - pci: {vendor: "10de", device: "0x1b80", index: 1}
-                  - usb: {vendor: "046d", product: "c52b"}
-                  - usb: {bus: 1, device: 4}
-            """)
+        // The shared table's "every field" manifest (ManifestCases.swift),
+        // checked here field by field.
+        let row = try #require(manifestCases.first { $0.name == "every field" })
+        let manifest = try ManifestDecoder.decode(bytes: row.bytes, file: "m.yaml")
         #expect(manifest.host.orphans == .keep)
         #expect(manifest.host.protect == [PCIAddress("0000:00:02.0")!])
         #expect(manifest.host.sriov.map(\.numVFs) == [8])
@@ -45,6 +29,7 @@ func diagnostics(_ yaml: String) -> [String] {
             .usbID(vendor: 0x046d, product: 0xc52b, index: nil), .usbAddress(bus: 1, device: 4),
         ])
         #expect(binding.devices.map(\.group) == [.hold, .attach, .attach, .attach])
+        #expect(binding.devices.map(\.force) == [[.console, .network], [], [], [.network]])
         #expect(binding.devices[0].location == SourceLocation(file: "m.yaml", line: 13, column: 9))
         #expect(manifest.fingerprint != nil)
     }
