@@ -101,7 +101,8 @@ public struct Executor {
             // What will be unbound, recorded first for the same reason.
             ledger.consoles[gpu] = consoles.handover(of: gpu)
         }
-        try store.save(ledger)
+        // Written, not synced: LedgerStore's note says why that is enough.
+        try store.save(ledger, durable: false)
         let outcome: StepOutcome
         do {
             try perform(action, ledger: &ledger)

@@ -12,11 +12,16 @@ public struct StateError: Error, Sendable, CustomStringConvertible {
 /// The ledger on disk: a snapshot (`<state-dir>/ledger.json`, replaced
 /// atomically: temp file, fsync, rename, fsync of the directory) and a
 /// journal (`ledger.journal`) of whole ledgers, one JSON line each, appended
-/// and fdatasync'ed before every driver move. An append costs a quarter of
-/// a snapshot replace, and it is on the hotplug path. The journal is folded
-/// into the snapshot when it grows. A crash leaves the last complete line
-/// (or the snapshot), never half of a ledger: a torn last line is ignored,
-/// and it was never acted on, since acting waits for the sync.
+/// before every driver move and fdatasync'ed after it. The intent is only
+/// written, not synced, before the move: hostdevd's own crash cannot lose a
+/// line that `write` has returned (the page cache keeps it), and a power
+/// loss or kernel crash undoes the move itself (driver bindings do not
+/// survive a reboot), so waiting for the disk there would only put its
+/// flush latency on the hotplug path. The journal is folded into the
+/// snapshot when it grows, after a move, never before one. A crash leaves
+/// the last complete line (or the snapshot), never half of a ledger: a torn
+/// last line is ignored, and it was never acted on, since acting waits for
+/// the write.
 public struct LedgerStore: Sendable {
     /// The state directory, absolute (a relative one is resolved against
     /// the working directory when the store is made).
@@ -77,7 +82,10 @@ public struct LedgerStore: Sendable {
         }
     }
 
-    public func save(_ ledger: Ledger) throws {
+    /// Appends `ledger` to the journal. `durable`: wait for `fdatasync`,
+    /// and fold the journal into the snapshot when it has grown; an intent
+    /// saved right before a driver move passes false (see the type's note).
+    public func save(_ ledger: Ledger, durable: Bool = true) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         var line = Array(try encoder.encode(ledger))
@@ -93,12 +101,12 @@ public struct LedgerStore: Sendable {
         if fstat(fd, &info) == 0, info.st_size > 0, pread(fd, &last, 1, info.st_size - 1) == 1, last != UInt8(ascii: "\n") {
             line.insert(UInt8(ascii: "\n"), at: 0)
         }
-        guard writeAll(fd, line), fdatasync(fd) == 0 else {
+        guard writeAll(fd, line), !durable || fdatasync(fd) == 0 else {
             throw StateError(description: "cannot append to \(journalPath): \(String(cString: strerror(errno)))")
         }
         // A new journal's name must be durable too.
         if created { state.sync() }
-        if fstat(fd, &info) == 0, Int(info.st_size) > compactionBytes { try compact(ledger, in: state, journal: fd) }
+        if durable, fstat(fd, &info) == 0, Int(info.st_size) > compactionBytes { try compact(ledger, in: state, journal: fd) }
     }
 
     /// Folds the journal into the snapshot: the snapshot first (durably),

@@ -297,6 +297,10 @@ final class DaemonBench {
     deinit {
         daemon.terminate()
         server.stop()
+        // BENCH_LOG_LEVEL=debug: the daemon's phase timings, kept for reading.
+        if ProcessInfo.processInfo.environment["BENCH_LOG_LEVEL"] != nil, let log = FileTree.read(state + "/hostdevd.log") {
+            FileTree.write("/tmp/hostdev-bench-daemon.log", log)
+        }
         FileTree.remove(state)
     }
 }

@@ -37,6 +37,18 @@ import Testing
         #expect((FileTree.read(store.journalPath)?.utf8.count ?? 0) <= 1024 + 200)
     }
 
+    @Test func anIntentSavedBeforeAMoveIsReadBackButNeverFoldsTheJournal() throws {
+        var store = LedgerStore(directory: directory)
+        store.compactionBytes = 0  // a durable save would fold at once
+        try store.save(ledger(1), durable: false)
+        // Another process (the hook, the next run after a crash) reads it back.
+        #expect(try store.load() == ledger(1))
+        #expect(FileTree.read(store.path) == nil, "folded on the hotplug path")
+        try store.save(ledger(2))
+        #expect(FileTree.read(store.path)?.contains("vm2") == true)
+        #expect(try store.load() == ledger(2))
+    }
+
     @Test func aTornLastLineIsIgnored() throws {
         let store = LedgerStore(directory: directory)
         try store.save(ledger(1))
