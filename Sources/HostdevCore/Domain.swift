@@ -190,8 +190,11 @@ public struct ObservedHost: Sendable, Equatable, Codable {
 
     /// Whether `vm` is active: nil when that is not known (libvirt away, or
     /// another domain's hook). A VM libvirt does not list is not active.
-    public func isActive(_ vm: String) -> Bool? {
-        if let domain = domain(vm) { return domain.isActive }
+    public func isActive(_ vm: String) -> Bool? { Self.isActive(domain(vm), coverage: coverage) }
+
+    /// `domain`'s activity, when it was looked up already (nil: not listed).
+    static func isActive(_ domain: DomainState?, coverage: DomainCoverage) -> Bool? {
+        if let domain { return domain.isActive }
         return coverage == .all ? false : nil
     }
 

@@ -58,6 +58,9 @@ struct Planning {
     /// GPUs whose console is handed over before they are bound.
     var consoleHandovers = Set<PCIAddress>()
 
+    /// `ObservedHost.isActive`, through the index: the planner asks per binding.
+    func isActive(_ vm: String) -> Bool? { ObservedHost.isActive(domainByName[vm], coverage: observed.coverage) }
+
     init(manifest: Manifest, observed: ObservedHost, ledger: Ledger, backoff: Backoff, now: Double) {
         self.manifest = manifest
         self.observed = observed
@@ -122,7 +125,7 @@ struct Planning {
 
     /// Why it is not known whether `vm` is active, or nil when it is known.
     func unknownActivity(_ vm: String) -> String? {
-        guard observed.isActive(vm) == nil else { return nil }
+        guard isActive(vm) == nil else { return nil }
         switch observed.coverage {
         case .all: return nil
         case .unreachable(let why): return "libvirt unreachable (\(why)): cannot tell whether \(vm) runs"
@@ -345,7 +348,7 @@ struct Planning {
                 continue
             }
             if let user = liveUser(address),
-                observed.domain(user)?.liveHostdevs.contains(where: { $0.source == .pci(address) && !$0.isOurs }) == true
+                domainByName[user]?.liveHostdevs.contains(where: { $0.source == .pci(address) && !$0.isOurs }) == true
             {
                 deviceConditions[key] = .blocked("released by hand, but running \(user) holds it through a hand-written <hostdev>; remove it there first")
                 continue
@@ -365,7 +368,7 @@ struct Planning {
             let wantVFIO: Bool
             if binding.release == .never {
                 wantVFIO = true
-            } else if let active = observed.isActive(binding.vm) {
+            } else if let active = isActive(binding.vm) {
                 wantVFIO = active
             } else {
                 deviceConditions[key] = .pending("\(unknownActivity(binding.vm)!); nothing bound or released")
