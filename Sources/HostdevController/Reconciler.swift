@@ -122,7 +122,8 @@ public final class Reconciler: @unchecked Sendable {
                     case .done: backoff.succeeded(step.action.deviceKey)
                     // A step skipped after its device's failure forgives nothing.
                     case .skipped: break
-                    case .failed(let error): backoff.failed(step.action.deviceKey, error: error, now: now())
+                    case .failed(let error):
+                        backoff.failed(step.action.deviceKey, error: error, now: now(), maximumDelay: Self.maximumDelay(step.action, executor))
                     }
                 }
                 failedSteps = outcomes.filter(\.isFailure).count
@@ -149,6 +150,15 @@ public final class Reconciler: @unchecked Sendable {
             writeStatus(plan: nil, summary: "reconcile failed: \(error)", keys: keys, failedSteps: 0)
             return Outcome(failed: true, summary: "reconcile failed: \(error)")
         }
+    }
+
+    /// How long a failed step may wait at most: a release refused because a
+    /// process holds the VFIO group is tried again within seconds of the
+    /// holder's exit (which no event announces); anything else backs off
+    /// to minutes, so a driver that will not let go does not flap.
+    static func maximumDelay(_ action: Action, _ executor: Executor) -> Double {
+        if case .restore(let address, _) = action, !executor.groupHolders(address).isEmpty { return Backoff.holderDelay }
+        return Backoff.maximumDelay
     }
 
     func makeExecutor(_ store: LedgerStore, _ observer: Observer) -> Executor {

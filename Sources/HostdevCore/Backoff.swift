@@ -16,14 +16,21 @@ public struct Backoff: Sendable, Equatable {
 
     public init() {}
 
-    /// 1 s, 2 s, 4 s, … doubling, at most 5 minutes.
-    public static func delay(afterFailures count: Int) -> Double {
-        Double(min(1 << min(max(count - 1, 0), 16), 300))
+    /// The longest wait: a driver that flaps is tried again every 5 minutes.
+    public static let maximumDelay: Double = 300
+    /// The longest wait for a step that was refused before it wrote
+    /// anything because a process holds the device's VFIO group: trying
+    /// again only reads `/proc`, and the holder's exit sends no event.
+    public static let holderDelay: Double = 10
+
+    /// 1 s, 2 s, 4 s, … doubling, at most `maximum`.
+    public static func delay(afterFailures count: Int, maximum: Double = maximumDelay) -> Double {
+        min(Double(1 << min(max(count - 1, 0), 16)), maximum)
     }
 
-    public mutating func failed(_ key: String, error: String, now: Double) {
+    public mutating func failed(_ key: String, error: String, now: Double, maximumDelay: Double = Self.maximumDelay) {
         let attempt = (retries[key]?.attempt ?? 0) + 1
-        retries[key] = Retry(attempt: attempt, notBefore: now + Self.delay(afterFailures: attempt), lastError: error)
+        retries[key] = Retry(attempt: attempt, notBefore: now + Self.delay(afterFailures: attempt, maximum: maximumDelay), lastError: error)
     }
 
     public mutating func succeeded(_ key: String) { retries[key] = nil }

@@ -161,6 +161,13 @@ let unknownsCases: [UnknownsCase] = [
         #expect(Backoff.delay(afterFailures: failures) == seconds)
     }
 
+    @Test(arguments: [(1, 1.0), (4, 8.0), (5, 10.0), (40, 10.0)])
+    func aReleaseWaitingOnAHolderIsTriedAtLeastEveryTenSeconds(failures: Int, seconds: Double) {
+        var backoff = Backoff()
+        for _ in 0..<failures { backoff.failed("pci 0000:04:00.0", error: "held", now: 0, maximumDelay: Backoff.holderDelay) }
+        #expect(backoff.waiting("pci 0000:04:00.0", now: 0)?.notBefore == seconds)
+    }
+
     @Test func successForgives() {
         var backoff = failing
         backoff.succeeded("pci 0000:04:00.0")

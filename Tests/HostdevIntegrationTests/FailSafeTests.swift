@@ -256,6 +256,44 @@ struct ReleaseCommandTests {
         #expect(unbinds() == 2, "the second failure waits 2 s")
         #expect(tree.driver(of: stuck) == "stuckdrv")
     }
+
+    /// A release refused because a process holds the VFIO group backs off
+    /// to 10 s at most (the holder's exit sends no event), and goes through
+    /// on the first retry after the holder is gone.
+    @Test func aReleaseWaitingOnAHolderIsRetriedWithinSeconds() throws {
+        let tree = SysfsTree.workstation()
+        let state = FileTree.makeTemporaryDirectory(prefix: "hostdev-held")
+        defer { FileTree.remove(state) }
+        let nic = PCIAddress("0000:00:05.0")!
+        tree.addPCI(.init(nic.description, vendor: "8086", device: "10d3", classCode: 0x020000, driver: "e1000e", iommuGroup: 31))
+        let kernel = FakeKernel(tree: tree)
+        _ = try PCIDriverControl(root: tree.sysfs, writer: kernel).bind(nic, to: "vfio-pci")
+        var ledger = Ledger()
+        ledger.devices[nic] = Ledger.Entry(originalDriver: "e1000e", vm: "win11")
+        try LedgerStore(directory: state).save(ledger)
+        tree.addProcess(4242, comm: "qemu-system-x86", openFiles: ["/dev/vfio/31"])
+        FileTree.write(state + "/bindings.yaml", "version: 1\nbindings: []\n")
+        let reconciler = Reconciler(
+            configuration: DaemonConfiguration(
+                manifestPath: state + "/bindings.yaml", stateDirectory: state, statusFile: state + "/status.json", sysfsRoot: tree.sysfs,
+                libvirtURI: exampleHostURI, resyncInterval: .seconds(3600), udevSource: "udev"),
+            logger: Logger(label: "test"))
+        reconciler.writer = kernel
+        let clock = Mutex(1_000.0)
+        reconciler.now = { clock.withLock { $0 } }
+        var waits: [Duration] = []
+        for _ in 0..<8 {
+            let outcome = reconciler.reconcile([.all])
+            waits.append(try #require(outcome.retryAfter))
+            clock.withLock { $0 += 60 }
+        }
+        #expect(tree.driver(of: nic) == "vfio-pci", "released while held")
+        #expect(waits.allSatisfy { $0 <= .seconds(10) }, "\(waits)")
+        #expect(FileTree.read(state + "/status.json")?.contains("qemu-system-x86 (pid 4242)") == true)
+        tree.removeProcess(4242)
+        _ = reconciler.reconcile([.retry])
+        #expect(tree.driver(of: nic) == "e1000e")
+    }
 }
 
 /// Deadlock and unknown-state scenarios against a running hostdevd.
