@@ -16,8 +16,9 @@ grp() { local l; l=$(readlink "/sys/bus/pci/devices/$1/iommu_group") && echo "${
 node() { local n="/dev/vfio/$(grp "$1")"; [ -e "$n" ] && stat -c '%n %U:%G %a' "$n" || echo "$n absent"; }
 say() { echo "$*"; }
 state() { local b; for b in "$@"; do echo "$b: driver=$(drv "$b") override=$(ovr "$b")"; done; }
-# wait_for SECONDS COMMAND...: polls COMMAND every 0.2 s; status 1 if it never succeeded
-wait_for() { local n=$(( $1 * 5 )) i; shift; for ((i = 0; i < n; i++)); do "$@" && return 0; sleep 0.2; done; "$@"; }
+# wait_for SECONDS COMMAND...: polls COMMAND every 0.2 s for SECONDS times the
+# suite's HOSTDEVD_VM_TIMEOUT_SCALE; status 1 if it never succeeded
+wait_for() { local n=$(( $1 * 5 * ${HDVM_SCALE:-1} )) i; shift; for ((i = 0; i < n; i++)); do "$@" && return 0; sleep 0.2; done; "$@"; }
 is_drv() { [ "$(drv "$1")" = "$2" ]; }
 # sysfs moves done by hand (not by hostdevctl): to vfio-pci and back
 to_vfio() { local b; for b in "$@"; do
