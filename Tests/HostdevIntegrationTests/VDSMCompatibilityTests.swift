@@ -1,6 +1,7 @@
 import Foundation
 import HostdevCore
 import HostdevLibvirt
+import HostdevTestSupport
 import Testing
 
 /// `devices --format vdsm` against VDSM's own host-device test data
@@ -86,5 +87,23 @@ import Testing
         #expect(gpu["is_assignable"] as? String == "true")
         #expect(params(json, "pci_0000_00_01_0")?["is_assignable"] as? String == "false")
         #expect(json.values.allSatisfy { $0.keys.sorted() == ["params"] })
+    }
+
+    /// From sysfs, the header type read from config space decides: the root
+    /// port is a bridge, the host bridge (class 0x0600, type 0) is not.
+    @Test func fromSysfsTheHeaderTypeDecides() throws {
+        let tree = SysfsTree.workstation()
+        let result = try hostdevctl("devices", "--sysfs-root", tree.root, "--format", "vdsm", "--caps", "pci,scsi,net")
+        #expect(result.status == 0)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: [String: Any]])
+        #expect(params(json, "pci_0000_00_01_0")?["is_assignable"] as? String == "false")
+        #expect(params(json, "pci_0000_00_00_0")?["is_assignable"] as? String == "true")
+        #expect(params(json, "pci_0000_01_00_0")?["iommu_group"] as? String == "1")
+        #expect(json["computer"] == nil)
+        #expect(params(json, "net_eno1_3c_7c_3f_1e_22_10")?["interface"] as? String == "eno1")
+        // The SCSI disk: its generic node and block device from its children.
+        let disk = try #require(params(json, "scsi_0_0_0_0"))
+        #expect(disk["udev_path"] as? String == "/dev/sg0" && disk["block_path"] as? String == "/dev/sda")
+        #expect(disk["address"] as? [String: String] == ["host": "0", "bus": "0", "target": "0", "lun": "0"])
     }
 }
