@@ -212,6 +212,26 @@ public struct NetInfo: Sendable, Equatable, Codable {
         self.init(interface: interface, macAddress: macAddress, operstate: isUp.map { $0 ? "up" : "down" })
     }
 
+    enum CodingKeys: String, CodingKey { case interface, macAddress, operstate, isUp }
+
+    /// Snapshots recorded before the state was kept carry `isUp` instead.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let operstate = try container.decodeIfPresent(String.self, forKey: .operstate)
+        let isUp = try container.decodeIfPresent(Bool.self, forKey: .isUp)
+        self.init(
+            interface: try container.decode(String.self, forKey: .interface),
+            macAddress: try container.decodeIfPresent(String.self, forKey: .macAddress),
+            operstate: operstate ?? isUp.map { $0 ? "up" : "down" })
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(interface, forKey: .interface)
+        try container.encodeIfPresent(macAddress, forKey: .macAddress)
+        try container.encodeIfPresent(operstate, forKey: .operstate)
+    }
+
     /// Whether the link is up; nil when the state is `unknown` (drivers that
     /// do not track carrier report that even when traffic flows) or not
     /// reported: unknown is not down.

@@ -1,3 +1,4 @@
+import Foundation
 import HostdevCore
 import Testing
 
@@ -121,5 +122,8 @@ import Testing
         #expect(net.isUp == isUp)
         let inventory = Inventory(devices: [HostDevice(name: "net_eno1", capability: .net, net: net)])
         #expect(InventoryReport(inventory: inventory).render(.json).contains("\"operstate\": \"\(state)\""))
+        // A snapshot keeps the word.
+        let decoded = try? JSONDecoder().decode(NetInfo.self, from: JSONEncoder().encode(net))
+        #expect(decoded == net)
     }
 }
