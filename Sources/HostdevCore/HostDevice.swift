@@ -90,11 +90,19 @@ public struct PCIFunction: Sendable, Equatable, Codable {
     public var physicalFunction: PCIAddress?
     public var bootVGA: Bool?
     public var numaNode: Int?
+    /// Configuration-space header type (offset 0x0e, without the
+    /// multi-function bit): 0 an endpoint, 1 a PCI-to-PCI bridge (root and
+    /// downstream ports too), 2 a CardBus bridge. nil when not read (libvirt
+    /// without a bridge capability, a runtime-suspended function).
+    public var headerType: UInt8?
+    /// Mediated device types this function offers (libvirt's `mdev_types`
+    /// capability); nil when none are known.
+    public var mdevTypes: [MdevType]?
 
     public init(
         address: PCIAddress, classCode: UInt32? = nil, subsystemVendorID: String? = nil, subsystemID: String? = nil,
         iommuGroup: Int? = nil, sriov: SRIOV? = nil, physicalFunction: PCIAddress? = nil, bootVGA: Bool? = nil,
-        numaNode: Int? = nil
+        numaNode: Int? = nil, headerType: UInt8? = nil, mdevTypes: [MdevType]? = nil
     ) {
         self.address = address
         self.classCode = classCode
@@ -105,10 +113,48 @@ public struct PCIFunction: Sendable, Equatable, Codable {
         self.physicalFunction = physicalFunction
         self.bootVGA = bootVGA
         self.numaNode = numaNode
+        self.headerType = headerType
+        self.mdevTypes = mdevTypes
     }
 
-    /// PCI-to-PCI (0x0604) and other bridges (class 0x06): never detached.
-    public var isBridge: Bool { classCode.map { $0 >> 16 == 0x06 } ?? false }
+    /// A bridge as VFIO counts one: never detached, and never in the way of
+    /// its group's viability. VFIO exempts a function whose header is not
+    /// type 0 (a PCI-to-PCI or CardBus bridge); vfio-pci refuses to bind
+    /// one. The header type decides when known, else the class: PCI-to-PCI
+    /// (0x0604), CardBus (0x0607) and semi-transparent PCI-to-PCI (0x0609)
+    /// bridges. A host bridge (0x0600) or an ISA/LPC bridge (0x0601) has a
+    /// type-0 header: to VFIO it is an endpoint like any other, and an LPC
+    /// controller on `lpc_ich` makes its group not viable.
+    public var isBridge: Bool {
+        if let headerType { return headerType != 0 }
+        return classCode.map { Self.bridgeSubclasses.contains($0 >> 8) } ?? false
+    }
+
+    /// Class and subclass (the class code without its programming
+    /// interface) of the bridges that have a type-1 or type-2 header.
+    public static let bridgeSubclasses: Set<UInt32> = [0x0604, 0x0607, 0x0609]
+}
+
+/// One mediated device type a parent offers (`mdev_supported_types/TYPE`).
+public struct MdevType: Sendable, Equatable, Codable {
+    /// Its directory name (`nvidia-22`, `i915-GVTg_V5_4`).
+    public var id: String
+    /// `name`, where the driver gives one (`GRID M60-8Q`).
+    public var name: String?
+    /// `description`, as the driver writes it.
+    public var description: String?
+    /// How many more can be created now (`available_instances`).
+    public var availableInstances: Int?
+    /// `vfio-pci`, `vfio-ccw`, `vfio-ap`: what the device looks like to QEMU.
+    public var deviceAPI: String?
+
+    public init(id: String, name: String? = nil, description: String? = nil, availableInstances: Int? = nil, deviceAPI: String? = nil) {
+        self.id = id
+        self.name = name
+        self.description = description
+        self.availableInstances = availableInstances
+        self.deviceAPI = deviceAPI
+    }
 }
 
 public struct SRIOV: Sendable, Equatable, Codable {
@@ -151,13 +197,50 @@ public struct USBInfo: Sendable, Equatable, Codable {
 public struct NetInfo: Sendable, Equatable, Codable {
     public var interface: String
     public var macAddress: String?
-    /// `operstate` is `up`.
-    public var isUp: Bool?
+    /// The link's state as the kernel words it (RFC 2863: `up`, `down`,
+    /// `lowerlayerdown`, `dormant`, `unknown`, …), kept as read; nil when
+    /// not reported.
+    public var operstate: String?
 
-    public init(interface: String, macAddress: String? = nil, isUp: Bool? = nil) {
+    public init(interface: String, macAddress: String? = nil, operstate: String? = nil) {
         self.interface = interface
         self.macAddress = macAddress
-        self.isUp = isUp
+        self.operstate = operstate
+    }
+
+    public init(interface: String, macAddress: String? = nil, isUp: Bool?) {
+        self.init(interface: interface, macAddress: macAddress, operstate: isUp.map { $0 ? "up" : "down" })
+    }
+
+    enum CodingKeys: String, CodingKey { case interface, macAddress, operstate, isUp }
+
+    /// Snapshots recorded before the state was kept carry `isUp` instead.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let operstate = try container.decodeIfPresent(String.self, forKey: .operstate)
+        let isUp = try container.decodeIfPresent(Bool.self, forKey: .isUp)
+        self.init(
+            interface: try container.decode(String.self, forKey: .interface),
+            macAddress: try container.decodeIfPresent(String.self, forKey: .macAddress),
+            operstate: operstate ?? isUp.map { $0 ? "up" : "down" })
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(interface, forKey: .interface)
+        try container.encodeIfPresent(macAddress, forKey: .macAddress)
+        try container.encodeIfPresent(operstate, forKey: .operstate)
+    }
+
+    /// Whether the link is up; nil when the state is `unknown` (drivers that
+    /// do not track carrier report that even when traffic flows) or not
+    /// reported: unknown is not down.
+    public var isUp: Bool? {
+        switch operstate {
+        case nil, "unknown"?: return nil
+        case "up"?: return true
+        default: return false
+        }
     }
 }
 

@@ -1,11 +1,13 @@
 /// How `hostdevctl devices` prints an inventory.
 public enum InventoryFormat: String, CaseIterable, Sendable {
-    case tree, table, json
+    /// `json`: hostdevd's own JSON (VDSM's layout with typed values and more
+    /// facts); `vdsm`: exactly what VDSM's `hostdevListByCaps` reports.
+    case tree, table, json, vdsm
 }
 
 /// Renders an inventory for people (`tree`, `table`) and for tools (`json`,
-/// the VDSM `hostdevListByCaps` shape). Pure: the same inventory always
-/// gives the same bytes.
+/// hostdevd's own; `vdsm`, VDSM's `hostdevListByCaps` as it is, through
+/// `VDSMDeviceList`). Pure: the same inventory always gives the same bytes.
 public struct InventoryReport: Sendable {
     public var inventory: Inventory
     /// Only these capabilities are shown; empty shows all.
@@ -108,6 +110,8 @@ public struct InventoryReport: Sendable {
                 output(line)
             }
             output("}\n")
+        case .vdsm:
+            VDSMDeviceList(inventory: inventory, capabilities: capabilities).write(to: output)
         }
     }
 
@@ -166,7 +170,9 @@ public struct InventoryReport: Sendable {
 
     // MARK: json
 
-    /// `{"pci_0000_01_00_0": {"params": {...}, "vmId": ""}}` — VDSM's shape, extended.
+    /// `{"pci_0000_01_00_0": {"params": {...}, "vmId": ""}}`: VDSM's layout
+    /// with typed values (booleans, numbers, `0000:01:00.0` addresses) and
+    /// hostdevd's facts; `VDSMDeviceList` is VDSM's own.
     public func json() -> JSONText {
         .object(rows.map { ($0.device.name, entry($0.device)) })
     }
@@ -216,7 +222,7 @@ public struct InventoryReport: Sendable {
         if let net = device.net {
             add("interface", net.interface)
             add("mac", net.macAddress)
-            add("operstate", net.isUp.map { $0 ? "up" : "down" })
+            add("operstate", net.operstate)
         }
         if let scsi = device.scsi {
             add("host", number: scsi.host)

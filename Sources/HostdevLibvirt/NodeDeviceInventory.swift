@@ -24,7 +24,10 @@ public struct NodeDeviceInventory: Sendable {
     }
 
     /// One `<device>` element; nil for capabilities hostdevd does not list
-    /// (`system`, `drm`, `mdev`, …).
+    /// (`system`, `drm`, `mdev`, …). A field that does not parse is left
+    /// empty and the device still listed: a PCI function whose address does
+    /// not parse has no PCI details (it cannot be found by address, nor
+    /// assigned), but keeps its name, IDs and driver.
     static func device(_ xml: XMLElement) -> (device: HostDevice, group: IOMMUGroup?)? {
         guard xml.name == "device", let name = xml.text(of: "name"), let capability = xml.child("capability"),
             let type = capability.attributes["type"].flatMap(DeviceCapability.init(rawValue:))
@@ -36,11 +39,11 @@ public struct NodeDeviceInventory: Sendable {
         let number = { (field: String) in capability.text(of: field).flatMap(Self.integer) }
         switch type {
         case .pci:
-            guard let address = pciAddress(capability) else { return nil }
             device.vendorID = capability.child("vendor")?.attributes["id"]
             device.productID = capability.child("product")?.attributes["id"]
             device.vendor = capability.text(of: "vendor")
             device.product = capability.text(of: "product")
+            guard let address = pciAddress(capability) else { break }
             var pci = PCIFunction(address: address, classCode: capability.text(of: "class").flatMap(Self.integer).flatMap { UInt32(exactly: $0) })
             if let iommu = capability.child("iommuGroup"), let n = iommu.attributes["number"].flatMap({ Int($0) }) {
                 pci.iommuGroup = n
@@ -56,6 +59,18 @@ public struct NodeDeviceInventory: Sendable {
                         virtualFunctions: vfs)
                 case "phys_function":
                     pci.physicalFunction = sub.child("address").flatMap(Self.address)
+                // libvirt reads the header type: 1 for PCI-to-PCI bridges, 2 for CardBus.
+                case "pci-bridge": pci.headerType = 1
+                case "cardbus-bridge": pci.headerType = 2
+                case "mdev_types":
+                    pci.mdevTypes = sub.children("type").compactMap { type in
+                        type.attributes["id"].map {
+                            MdevType(
+                                id: $0, name: type.text(of: "name"),
+                                availableInstances: type.text(of: "availableInstances").flatMap(Self.integer),
+                                deviceAPI: type.text(of: "deviceAPI"))
+                        }
+                    }
                 default: break
                 }
             }
@@ -74,7 +89,7 @@ public struct NodeDeviceInventory: Sendable {
         case .net:
             device.net = NetInfo(
                 interface: capability.text(of: "interface") ?? name, macAddress: capability.text(of: "address"),
-                isUp: capability.child("link")?.attributes["state"].map { $0 == "up" })
+                operstate: capability.child("link")?.attributes["state"])
         case .scsiHost:
             device.scsi = SCSIInfo(host: number("host"))
         case .scsiTarget:

@@ -148,7 +148,7 @@ public struct InventoryReader: Sendable {
                 name: DeviceNaming.libvirtName(subsystem: "net", sysname: record.sysname, suffix: mac),
                 capability: .net)
             device.net = NetInfo(
-                interface: record.sysname, macAddress: mac, isUp: dir.read("operstate").map { $0 == "up" })
+                interface: record.sysname, macAddress: mac, operstate: dir.read("operstate"))
         case "block":
             let devtype = record.devtype ?? (dir.read("partition") != nil ? "partition" : "disk")
             guard devtype == "disk" else { return nil }
@@ -185,8 +185,9 @@ public struct InventoryReader: Sendable {
             device.vendorID = "0x" + hex(word(0), 4)
             device.productID = "0x" + hex(word(2), 4)
             function.classCode = UInt32(config[11]) << 16 | UInt32(config[10]) << 8 | UInt32(config[9])
+            function.headerType = config[0x0e] & 0x7f
             // Subsystem IDs live at 0x2c only in type-0 (endpoint) headers.
-            if config[0x0e] & 0x7f == 0 {
+            if function.headerType == 0 {
                 function.subsystemVendorID = "0x" + hex(word(0x2c), 4)
                 function.subsystemID = "0x" + hex(word(0x2e), 4)
             }

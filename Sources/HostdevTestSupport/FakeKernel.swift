@@ -206,13 +206,14 @@ public final class FakeKernel: SysfsWriter {
         access(tree.host("/sys/bus/pci/drivers/\(driver)"), F_OK) == 0
     }
 
-    /// vfio-pci's probe fails for a bridge (a type-1 header) and for a
-    /// device without an IOMMU group (no IOMMU); other drivers' succeed.
+    /// vfio-pci's probe fails for a bridge (a type-1 or type-2 header, as
+    /// SysfsTree writes them by class) and for a device without an IOMMU
+    /// group (no IOMMU); other drivers' succeed.
     private func probes(_ address: PCIAddress, _ driver: String) -> Bool {
         guard driver == "vfio-pci" else { return true }
         let path = tree.pciPath(address)
         let classCode = tree.sysfs.read(path + "/class").flatMap { UInt32($0.dropFirst(2), radix: 16) } ?? 0
-        return classCode >> 8 != 0x0604 && tree.sysfs.linkName(path + "/iommu_group") != nil
+        return !PCIFunction.bridgeSubclasses.contains(classCode >> 8) && tree.sysfs.linkName(path + "/iommu_group") != nil
     }
 
     /// Binds and sends the kernel's events: for vfio-pci the group's char

@@ -145,9 +145,11 @@ public final class SysfsTree: @unchecked Sendable {
         config[9] = UInt8(spec.classCode & 0xff)
         config[10] = UInt8(spec.classCode >> 8 & 0xff)
         config[11] = UInt8(spec.classCode >> 16 & 0xff)
-        let isBridge = spec.classCode >> 8 == 0x0604
-        config[0x0e] = isBridge ? 1 : 0
-        if !isBridge {
+        // Bridges have a type-1 header, CardBus bridges (0x0607) a type-2 one.
+        let subclass = spec.classCode >> 8
+        let headerType: UInt8 = PCIFunction.bridgeSubclasses.contains(subclass) ? (subclass == 0x0607 ? 2 : 1) : 0
+        config[0x0e] = headerType
+        if headerType == 0 {
             put16(0x2c, spec.subsystemVendor)
             put16(0x2e, spec.subsystemDevice)
         }

@@ -13,12 +13,15 @@ enum InventorySource: String, CaseIterable, ExpressibleByArgument {
 
 struct Devices: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List the host's devices as a tree, a table or VDSM-style JSON.",
+        abstract: "List the host's devices as a tree, a table, hostdevd's JSON or VDSM's hostdevListByCaps JSON.",
         discussion: """
             Sources: udev (default) enumerates with libudev on the live host, or walks the \
             tree under --sysfs-root when one is given (libudev cannot be pointed elsewhere); \
             libvirt lists libvirt's node devices through --connect (any URI, including \
             test:///ABSOLUTE/PATH.xml with a custom node file).
+            Formats: json is hostdevd's own (VDSM's layout, typed values, more facts); \
+            vdsm is exactly what VDSM's hostdevListByCaps reports (string values, address \
+            objects, the computer root).
             Capabilities: \(DeviceCapability.allCases.map(\.rawValue).joined(separator: ", ")).
             """)
 

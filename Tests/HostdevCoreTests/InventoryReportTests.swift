@@ -109,7 +109,8 @@ func sampleInventory() -> Inventory {
         (PCIFunction(address: PCIAddress("0000:01:00.0")!, classCode: 0x030000, iommuGroup: 1), true),
         (PCIFunction(address: PCIAddress("0000:01:00.0")!, classCode: 0x030000, iommuGroup: nil), false),
         (PCIFunction(address: PCIAddress("0000:00:01.0")!, classCode: 0x060400, iommuGroup: 1), false),
-        (PCIFunction(address: PCIAddress("0000:00:00.0")!, classCode: 0x060000, iommuGroup: 0), false),
+        // A host bridge has a type-0 header: VFIO takes it as an endpoint.
+        (PCIFunction(address: PCIAddress("0000:00:00.0")!, classCode: 0x060000, iommuGroup: 0), true),
     ])
     func pci(function: PCIFunction, assignable: Bool) {
         #expect(HostDevice(name: "x", capability: .pci, pci: function).isAssignable == assignable)
