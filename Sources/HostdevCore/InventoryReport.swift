@@ -166,13 +166,17 @@ public struct InventoryReport: Sendable {
 
     // MARK: json
 
-    /// `{"pci_0000_01_00_0": {"params": {...}, "vmId": ""}}` — VDSM's shape, extended.
+    /// `{"pci_0000_01_00_0": {"device": "pci 0000:01:00.0", "params": {...}, "vmId": ""}}` —
+    /// VDSM's shape (keyed by libvirt's node-device name, as VDSM's tools
+    /// expect), extended; `device` is the name every other output uses
+    /// (`DeviceIdentifier`), on PCI functions and USB devices.
     public func json() -> JSONText {
         .object(rows.map { ($0.device.name, entry($0.device)) })
     }
 
     func entry(_ device: HostDevice) -> JSONText {
-        var fields: [(String, JSONText)] = [("params", params(device)), ("vmId", .string(owners[device.name] ?? ""))]
+        var fields: [(String, JSONText)] = DeviceIdentifier.of(device).map { [("device", .string($0))] } ?? []
+        fields += [("params", params(device)), ("vmId", .string(owners[device.name] ?? ""))]
         if let use = usedBy[device.name] { fields.append(("usedBy", .string(use))) }
         return .object(fields)
     }

@@ -45,7 +45,7 @@ extension Action {
     /// steps, and its backoff is charged to this key.
     public var deviceKey: String {
         switch self {
-        case .bind(let a, _, _), .restore(let a, _), .releaseConsole(let a), .restoreConsole(let a): return "pci \(a)"
+        case .bind(let a, _, _), .restore(let a, _), .releaseConsole(let a), .restoreConsole(let a): return DeviceIdentifier.pci(a)
         case .attachConfig(_, let e), .detachConfig(_, let e), .attachLive(_, let e), .detachLive(_, let e): return e.description
         case .setNumVFs(let pf, _): return "sriov \(pf)"
         }
@@ -78,6 +78,22 @@ public struct Step: Sendable, Equatable {
     public init(_ action: Action, reason: String) {
         self.action = action
         self.reason = reason
+    }
+}
+
+/// A binding that claims a PCI device.
+public struct Claimant: Sendable, Equatable {
+    public var vm: String
+    /// The device the binding names; the claimed one itself, or the IOMMU
+    /// group sibling it comes with.
+    public var via: PCIAddress
+    /// Attached to the VM; false: held on vfio-pci as a group placeholder.
+    public var attach: Bool
+
+    public init(vm: String, via: PCIAddress, attach: Bool) {
+        self.vm = vm
+        self.via = via
+        self.attach = attach
     }
 }
 
@@ -123,6 +139,10 @@ public struct Plan: Sendable, Equatable {
     /// Host-use kinds the manifest hands over, by device (`force:`): the
     /// executor's last check before a bind lets exactly these through.
     public var handedOver: [PCIAddress: Set<HandOver>] = [:]
+    /// Every binding that claims each PCI device (itself or as an IOMMU
+    /// group sibling), before conflicts and safety rules: who wants it, for
+    /// `hostdevctl describe`. Two claimants of one device are a conflict.
+    public var claimants: [PCIAddress: [Claimant]] = [:]
 
     public var isEmpty: Bool { steps.isEmpty }
 
