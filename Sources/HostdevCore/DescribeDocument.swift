@@ -119,8 +119,8 @@ public struct DescribeDocument: JSONDocument, Sendable {
         if let group = device.pci?.iommuGroup {
             out += "  IOMMU group: \(group)" + (siblings.isEmpty ? ", alone\n" : ", with:\n")
             for sibling in siblings {
-                out += "                 \(DeviceIdentifier.of(sibling) ?? sibling.name) \(sibling.product ?? "") on \(sibling.driver ?? "no driver")"
-                    + ((sibling.pci?.isBridge ?? false) ? " (bridge)" : "") + "\n"
+                let name = [DeviceIdentifier.of(sibling) ?? sibling.name, sibling.product].compactMap { $0 }.joined(separator: " ")
+                out += "                 \(name) on \(sibling.driver ?? "no driver")" + ((sibling.pci?.isBridge ?? false) ? " (bridge)" : "") + "\n"
             }
         } else {
             out += "  IOMMU group: none (no IOMMU, or a device outside any group)\n"

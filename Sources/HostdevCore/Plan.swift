@@ -115,6 +115,14 @@ public enum Condition: Sendable, Equatable, Codable, CustomStringConvertible {
     }
 
     public var isBlocked: Bool { if case .blocked = self { return true } else { return false } }
+
+    /// Why it is Pending or Blocked; nil when Ready.
+    public var reason: String? {
+        switch self {
+        case .ready: return nil
+        case .pending(let why), .blocked(let why): return why
+        }
+    }
 }
 
 /// What the planner decided: ordered steps, and a condition for each binding
