@@ -259,14 +259,16 @@ struct Release: ParsableCommand {
     @Flag(help: "Unplug a device a running VM uses, and go ahead when libvirt cannot be asked whether a VM uses it.")
     var force = false
 
-    @Argument(help: ArgumentHelp("PCI addresses (0000:01:00.0).", valueName: "device"))
+    @Argument(help: ArgumentHelp("PCI devices (0000:01:00.0, 01:00.0 or pci_0000_01_00_0).", valueName: "device"))
     var devices: [String]
 
     func validate() throws {
-        for device in devices where PCIAddress(device) == nil {
+        for device in devices where DeviceIdentifier.pciAddress(device) == nil {
             throw ValidationError("'\(device)' is not a PCI address; write it as DDDD:BB:SS.F, e.g. 0000:01:00.0")
         }
     }
+
+    var addresses: [PCIAddress] { devices.compactMap { DeviceIdentifier.pciAddress($0) } }
 
     func run() throws {
         let controller = controller(host, state)
@@ -276,7 +278,7 @@ struct Release: ParsableCommand {
             // then lasts until a manifest is read again.
             let manifest = (try? loadManifest(state.manifest)) ?? Manifest(host: HostPolicy(), bindings: [], fingerprint: "")
             let connection = try? LibvirtConnection(uri: host.connect)
-            let result = try controller.release(devices.compactMap { PCIAddress($0) }, manifest: manifest, force: force, connection: connection) {
+            let result = try controller.release(addresses, manifest: manifest, force: force, connection: connection) {
                 _, step, outcome in
                 switch outcome {
                 case .done: emit("done    \(step.action.summary)\n")
@@ -286,7 +288,7 @@ struct Release: ParsableCommand {
             }
             for refusal in result.refused { printError("error: not releasing \(refusal)") }
             failed = !result.refused.isEmpty || result.outcomes.contains(where: \.isFailure)
-            for address in devices.compactMap({ PCIAddress($0) }) where !result.refused.contains(where: { $0.address == address }) {
+            for address in addresses where !result.refused.contains(where: { $0.address == address }) {
                 if let condition = result.plan.devices["pci \(address)"], condition.isBlocked {
                     printError("error: not releasing \(address): \(condition)")
                     failed = true

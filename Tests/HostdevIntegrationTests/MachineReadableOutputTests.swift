@@ -165,6 +165,14 @@ func jsonText(_ object: Any) throws -> String {
         let result = try hostdevctl("describe", "usb 1:4")
         #expect(result.status == 64)
         #expect(result.stderr.contains("'usb 1:4' is not a PCI device; write it as 0000:0c:00.0, 0c:00.0 or pci_0000_0c_00_0"))
+        // release takes the same forms.
+        let tree = SysfsTree.workstation()
+        let state = FileTree.makeTemporaryDirectory()
+        defer { FileTree.remove(state) }
+        let release = try hostdevctl(
+            "release", "pci_0000_0c_00_0", "--sysfs-root", tree.root, "--connect", exampleHostURI, "--state-dir", state, "--manifest", state + "/none.yaml")
+        #expect(release.status == 1)
+        #expect(release.stderr.contains("error: not releasing 0000:0c:00.0: no such PCI device on this host"), "\(release.stderr)")
     }
 }
 
