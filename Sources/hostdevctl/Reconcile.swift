@@ -64,8 +64,8 @@ struct Validate: ParsableCommand {
         abstract: "Check manifests and report every error with file:line:column.",
         discussion: "Each FILE is checked on its own; - reads standard input. Exit status: 0 every file valid, 1 otherwise.")
 
-    @Option(name: [.customShort("f"), .customLong("manifest")], help: ArgumentHelp("A manifest (the default when no FILE is given).", valueName: "file"))
-    var manifest: String = "/etc/hostdevd/bindings.yaml"
+    @Option(name: [.customShort("f"), .customLong("manifest")], help: ArgumentHelp("A manifest (default: /etc/hostdevd/bindings.yaml when no FILE is given).", valueName: "file"))
+    var manifest: String?
 
     @Argument(help: ArgumentHelp("Manifests to check; - is standard input.", valueName: "file"))
     var files: [String] = []
@@ -97,7 +97,8 @@ struct Validate: ParsableCommand {
     }
 
     func run() throws {
-        let document = ValidateDocument(files: (files.isEmpty ? [manifest] : files).map(Self.check))
+        let all = (manifest.map { [$0] } ?? []) + files
+        let document = ValidateDocument(files: (all.isEmpty ? ["/etc/hostdevd/bindings.yaml"] : all).map(Self.check))
         switch output.format {
         case .json: emit(document.json.rendered() + "\n")
         case .text:
