@@ -218,6 +218,26 @@ func jsonText(_ object: Any) throws -> String {
     }
 }
 
+extension DaemonHistoryTests {
+    /// Before any valid manifest the status has no conditions, and still matches the schema.
+    @Test func statusWithoutAManifestMatchesTheSchema() throws {
+        let tree = SysfsTree.workstation()
+        let state = FileTree.makeTemporaryDirectory(prefix: "hostdev-nomanifest")
+        defer { FileTree.remove(state) }
+        let reconciler = Reconciler(
+            configuration: DaemonConfiguration(
+                manifestPath: state + "/missing.yaml", stateDirectory: state, statusFile: state + "/status.json", sysfsRoot: tree.sysfs,
+                libvirtURI: exampleHostURI, resyncInterval: .seconds(3600), udevSource: "udev"),
+            logger: Logger(label: "test"))
+        _ = reconciler.reconcile([.all])
+        let status = try #require(FileTree.read(state + "/status.json"))
+        try expectValid("status", status)
+        let object = try jsonObject(status)
+        #expect(object["source"] as? String == "daemon" && object["exitCode"] as? Int == 3 && object["bindings"] == nil)
+        #expect((object["summary"] as? String)?.hasPrefix("waiting for a valid manifest") == true)
+    }
+}
+
 @Suite(.serialized, .enabled(if: RealComponent.libvirtd.shouldRun, "libvirtd missing: apt-get install libvirt-daemon"))
 struct ApplyJSONLinesTests {
     /// One object per completed step as it completes, then the result;
