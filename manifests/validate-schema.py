@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
-"""Validates manifests against hostdevd-manifest.schema.json.
+"""Validates manifests against hostdevd-manifest.schema.json, or hostdevctl's
+JSON output against its schema in schemas/.
 
-Usage: validate-schema.py FILE...  (YAML or JSON). Prints one line per file
-("FILE: valid", or one line per error); exit 1 if any file fails. Used by the
-test suite; also handy in a GitOps pipeline that has Python but not hostdevctl.
+Usage: validate-schema.py FILE...  (manifests, YAML or JSON)
+       validate-schema.py --output KIND FILE...  (KIND: plan, apply, check,
+       validate, status, devices, describe; - is standard input; apply's
+       output is JSON Lines: every line is checked)
+Prints one line per file ("FILE: valid", or one line per error); exit 1 if
+any file fails. Used by the test suite; also handy in a GitOps pipeline that
+has Python but not hostdevctl.
 
 The YAML is read the way hostdevctl reads it, so that both give the same
 verdict: the YAML 1.2 core schema (PyYAML's default is YAML 1.1, where `yes`
@@ -112,6 +117,67 @@ def load(path):
     except yaml.YAMLError as error:
         raise ValueError(str(error).replace("\n", " "))
 
+
+def output_validator(kind):
+    """The validator of one output's schema, with the shared definitions
+    (schemas/common.schema.json) resolvable by their $id."""
+    directory = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemas")
+    store = {}
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(".schema.json"):
+            with open(os.path.join(directory, name)) as f:
+                loaded = json.load(f)
+            store[loaded["$id"]] = loaded
+    schema = store.get("urn:hostdevd:schema:" + kind)
+    if schema is None or kind == "common":
+        known = sorted(key.rsplit(":", 1)[1] for key in store if not key.endswith(":common"))
+        sys.exit(f"validate-schema.py: no output schema '{kind}'; known: {', '.join(known)}")
+    jsonschema.Draft202012Validator.check_schema(schema)
+    # RefResolver: what Debian 12's python3-jsonschema (4.10) offers; newer ones still accept it.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        resolver = jsonschema.RefResolver.from_schema(schema, store=store)
+    return jsonschema.Draft202012Validator(schema, resolver=resolver)
+
+
+def output_documents(path, lines):
+    """The JSON documents of one output file: the whole file, or each line."""
+    with (sys.stdin if path == "-" else open(path)) as f:
+        text = f.read()
+    if not lines:
+        return [("", json.loads(text))]
+    documents = [(f"line {n}: ", json.loads(line)) for n, line in enumerate(text.split("\n"), 1) if line.strip()]
+    if not documents:
+        raise ValueError("no JSON lines")
+    return documents
+
+
+def report(path, prefix, validator, document):
+    errors = sorted(validator.iter_errors(document), key=lambda e: [str(p) for p in e.path])
+    for error in errors:
+        where = "/".join(str(p) for p in error.path) or "(root)"
+        print(f"{path}: {prefix}{where}: {error.message}")
+    return not errors
+
+
+if len(sys.argv) > 2 and sys.argv[1] == "--output":
+    kind = sys.argv[2]
+    validator = output_validator(kind)
+    failed = False
+    for path in sys.argv[3:]:
+        try:
+            documents = output_documents(path, lines=kind == "apply")
+        except (OSError, ValueError) as error:
+            failed = True
+            print(f"{path}: (not JSON) {error}")
+            continue
+        ok = all([report(path, prefix, validator, document) for prefix, document in documents])
+        failed = failed or not ok
+        if ok:
+            print(f"{path}: valid")
+    sys.exit(1 if failed else 0)
 
 schema_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hostdevd-manifest.schema.json")
 with open(schema_path) as f:

@@ -10,14 +10,8 @@ public protocol DomainEditor {
 
 extension LibvirtConnection: DomainEditor {}
 
-/// How one step went.
-public enum StepOutcome: Sendable, Equatable {
-    case done
-    case skipped(String)
-    case failed(String)
-
-    public var isFailure: Bool { if case .failed = self { return true } else { return false } }
-}
+/// How one step went (the core's type, so that reports can render it).
+public typealias StepOutcome = StepOutcomeValue
 
 /// Runs a plan step by step. A driver move holds the state lock only
 /// around itself: the ledger is re-read under the lock, the step's facts are

@@ -54,6 +54,9 @@ public final class Reconciler: @unchecked Sendable {
     /// Failed steps, by device: a device is tried again at its retry time,
     /// not whenever an event (its own rollback's uevents) wakes the loop.
     public private(set) var backoff = Backoff()
+    /// The last actions on each device, for status.json and `describe`;
+    /// carried over from the previous run's status file at start.
+    public private(set) var history = DeviceHistory()
     /// Wall-clock seconds since the epoch; tests inject a clock.
     public var now: @Sendable () -> Double = { Double(time(nil)) }
     /// How long a driver move waits for the state lock.
@@ -68,6 +71,18 @@ public final class Reconciler: @unchecked Sendable {
     public init(configuration: DaemonConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
+        // A missing or unreadable earlier status only means the history starts afresh.
+        history = Self.history(inStatusFile: configuration.statusFile) ?? DeviceHistory()
+    }
+
+    /// The per-device history in a status file; nil when there is no
+    /// readable status file (a file from before histories: an empty one).
+    public static func history(inStatusFile path: String) -> DeviceHistory? {
+        struct Status: Decodable { var history: DeviceHistory? }
+        guard case .success(let bytes) = fileContents(path, limit: FileLimits.state),
+            let status = try? JSONDecoder().decode(Status.self, from: Data(bytes))
+        else { return nil }
+        return status.history ?? DeviceHistory()
     }
 
     public struct Outcome: Sendable {
@@ -118,6 +133,7 @@ public final class Reconciler: @unchecked Sendable {
                 logger.info("reconcile (\(Self.triggers(keys).joined(separator: ", "))): \(plan.steps.count) step(s)")
                 let outcomes = try executor.run(plan)
                 for (step, outcome) in zip(plan.steps, outcomes) {
+                    history.record(step, outcome: outcome, time: Int(now()))
                     switch outcome {
                     case .done: backoff.succeeded(step.action.deviceKey)
                     // A step skipped after its device's failure forgives nothing.
@@ -306,21 +322,11 @@ public final class Reconciler: @unchecked Sendable {
 
     /// `status.json`, replaced atomically after every reconcile.
     func writeStatus(plan: Plan?, summary: String, keys: Set<ReconcileKey>, failedSteps: Int, duration: Double? = nil) {
-        var fields: [(String, JSONText)] = [
-            ("summary", .string(summary)),
-            ("time", .number(Int(time(nil)))),
-            ("pid", .number(Int(getpid()))),
-            ("started", .number(Int(started.ticks))),
-            ("reconciles", .number(reconciles)),
-            ("trigger", .array(Self.triggers(keys).map { .string($0) })),
-            ("manifest", .string(configuration.manifestPath)),
-            ("manifestError", manifestError.map { .string($0) } ?? .null),
-            ("libvirt", .string(connection == nil ? "unreachable" : "connected")),
-            ("failedSteps", .number(failedSteps)),
-            ("durationMs", duration.map { .number(Int($0.rounded(.up))) } ?? .null),
-        ]
-        if let plan, case .object(let report) = PlanReport(plan: plan).json() { fields += report }
-        let text = JSONText.object(fields).rendered() + "\n"
+        let daemon = StatusDocument.Daemon(
+            summary: summary, time: Int(time(nil)), pid: Int(getpid()), started: Int(started.ticks), reconciles: reconciles,
+            trigger: Self.triggers(keys), manifest: configuration.manifestPath, manifestError: manifestError,
+            libvirtConnected: connection != nil, failedSteps: failedSteps, durationMs: duration.map { Int($0.rounded(.up)) })
+        let text = StatusDocument(daemon: daemon, plan: plan, inventory: cache?.inventory, history: history).json.rendered() + "\n"
         do {
             try writeStatusFile(configuration.statusFile, Array(text.utf8))
         } catch {

@@ -28,13 +28,8 @@ public struct HostdevEntry: Sendable, Hashable, Codable, CustomStringConvertible
         HostdevEntry(source: source, alias: aliasPrefix + source.aliasSuffix, managed: false)
     }
 
-    public var description: String {
-        switch source {
-        case .pci(let address): return "pci \(address)"
-        case .usbID(let v, let p): return "usb \(hex(v, 4)):\(hex(p, 4))"
-        case .usbAddress(let bus, let device): return "usb \(bus):\(device)"
-        }
-    }
+    /// `pci 0000:01:00.0`, `usb 046d:c52b`, `usb 1:4` (see `DeviceIdentifier`).
+    public var description: String { DeviceIdentifier.source(source) }
 }
 
 extension HostdevEntry.Source {

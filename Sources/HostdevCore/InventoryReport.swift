@@ -170,15 +170,17 @@ public struct InventoryReport: Sendable {
 
     // MARK: json
 
-    /// `{"pci_0000_01_00_0": {"params": {...}, "vmId": ""}}`: VDSM's layout
-    /// with typed values (booleans, numbers, `0000:01:00.0` addresses) and
-    /// hostdevd's facts; `VDSMDeviceList` is VDSM's own.
+    /// `{"pci_0000_01_00_0": {"device": "pci 0000:01:00.0", "params": {...}, "vmId": ""}}` —
+    /// VDSM's layout (keyed by libvirt's node-device name) with typed values
+    /// and hostdevd's facts (`VDSMDeviceList` is VDSM's own); `device` is the name every other output uses
+    /// (`DeviceIdentifier`), on PCI functions and USB devices.
     public func json() -> JSONText {
         .object(rows.map { ($0.device.name, entry($0.device)) })
     }
 
     func entry(_ device: HostDevice) -> JSONText {
-        var fields: [(String, JSONText)] = [("params", params(device)), ("vmId", .string(owners[device.name] ?? ""))]
+        var fields: [(String, JSONText)] = DeviceIdentifier.of(device).map { [("device", .string($0))] } ?? []
+        fields += [("params", params(device)), ("vmId", .string(owners[device.name] ?? ""))]
         if let use = usedBy[device.name] { fields.append(("usedBy", .string(use))) }
         return .object(fields)
     }

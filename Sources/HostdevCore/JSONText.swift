@@ -17,6 +17,38 @@ public indirect enum JSONText: Sendable, Equatable {
         return out
     }
 
+    /// On one line with no spaces: one JSON Lines record.
+    public func compact() -> String {
+        var out = ""
+        writeCompact(into: &out)
+        return out
+    }
+
+    private func writeCompact(into out: inout String) {
+        switch self {
+        case .string(let s): JSONText.quote(s, into: &out)
+        case .number(let n): out += String(n)
+        case .bool(let b): out += b ? "true" : "false"
+        case .null: out += "null"
+        case .array(let items):
+            out += "["
+            for (i, item) in items.enumerated() {
+                if i > 0 { out += "," }
+                item.writeCompact(into: &out)
+            }
+            out += "]"
+        case .object(let members):
+            out += "{"
+            for (i, (key, value)) in members.enumerated() {
+                if i > 0 { out += "," }
+                JSONText.quote(key, into: &out)
+                out += ":"
+                value.writeCompact(into: &out)
+            }
+            out += "}"
+        }
+    }
+
     private func write(into out: inout String, indent: Int) {
         var pad: String { String(repeating: " ", count: indent + 2) }
         switch self {

@@ -45,7 +45,7 @@ extension Action {
     /// steps, and its backoff is charged to this key.
     public var deviceKey: String {
         switch self {
-        case .bind(let a, _, _), .restore(let a, _), .releaseConsole(let a), .restoreConsole(let a): return "pci \(a)"
+        case .bind(let a, _, _), .restore(let a, _), .releaseConsole(let a), .restoreConsole(let a): return DeviceIdentifier.pci(a)
         case .attachConfig(_, let e), .detachConfig(_, let e), .attachLive(_, let e), .detachLive(_, let e): return e.description
         case .setNumVFs(let pf, _): return "sriov \(pf)"
         }
@@ -81,6 +81,22 @@ public struct Step: Sendable, Equatable {
     }
 }
 
+/// A binding that claims a PCI device.
+public struct Claimant: Sendable, Equatable {
+    public var vm: String
+    /// The device the binding names; the claimed one itself, or the IOMMU
+    /// group sibling it comes with.
+    public var via: PCIAddress
+    /// Attached to the VM; false: held on vfio-pci as a group placeholder.
+    public var attach: Bool
+
+    public init(vm: String, via: PCIAddress, attach: Bool) {
+        self.vm = vm
+        self.via = via
+        self.attach = attach
+    }
+}
+
 /// A binding's or device's state after planning.
 public enum Condition: Sendable, Equatable, Codable, CustomStringConvertible {
     /// Nothing left to do.
@@ -99,6 +115,14 @@ public enum Condition: Sendable, Equatable, Codable, CustomStringConvertible {
     }
 
     public var isBlocked: Bool { if case .blocked = self { return true } else { return false } }
+
+    /// Why it is Pending or Blocked; nil when Ready.
+    public var reason: String? {
+        switch self {
+        case .ready: return nil
+        case .pending(let why), .blocked(let why): return why
+        }
+    }
 }
 
 /// What the planner decided: ordered steps, and a condition for each binding
@@ -123,6 +147,10 @@ public struct Plan: Sendable, Equatable {
     /// Host-use kinds the manifest hands over, by device (`force:`): the
     /// executor's last check before a bind lets exactly these through.
     public var handedOver: [PCIAddress: Set<HandOver>] = [:]
+    /// Every binding that claims each PCI device (itself or as an IOMMU
+    /// group sibling), before conflicts and safety rules: who wants it, for
+    /// `hostdevctl describe`. Two claimants of one device are a conflict.
+    public var claimants: [PCIAddress: [Claimant]] = [:]
 
     public var isEmpty: Bool { steps.isEmpty }
 

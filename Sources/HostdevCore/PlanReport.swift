@@ -35,21 +35,4 @@ public struct PlanReport: Sendable {
         }
         return out
     }
-
-    /// `{"bindings": {...}, "devices": {...}, "steps": [...], "notes": [...]}`.
-    public func json() -> JSONText {
-        func condition(_ c: Condition) -> JSONText {
-            switch c {
-            case .ready: return .object([("condition", .string("Ready"))])
-            case .pending(let why): return .object([("condition", .string("Pending")), ("reason", .string(why))])
-            case .blocked(let why): return .object([("condition", .string("Blocked")), ("reason", .string(why))])
-            }
-        }
-        return .object([
-            ("bindings", .object(plan.bindings.sorted { $0.key < $1.key }.map { ($0.key, condition($0.value)) })),
-            ("devices", .object(plan.devices.sorted { $0.key < $1.key }.map { ($0.key, condition($0.value)) })),
-            ("steps", .array(plan.steps.map { .object([("action", .string($0.action.summary)), ("reason", .string($0.reason))]) })),
-            ("notes", .array(plan.notes.map { .string($0) })),
-        ])
-    }
 }

@@ -57,6 +57,8 @@ struct Planning {
     var forced: [PCIAddress: Set<HandOver>] = [:]
     /// GPUs whose console is handed over before they are bound.
     var consoleHandovers = Set<PCIAddress>()
+    /// Every binding that claims each PCI device, before conflicts and safety.
+    var claimants: [PCIAddress: [Claimant]] = [:]
 
     /// `ObservedHost.isActive`, through the index: the planner asks per binding.
     func isActive(_ vm: String) -> Bool? { ObservedHost.isActive(domainByName[vm], coverage: observed.coverage) }
@@ -243,6 +245,9 @@ struct Planning {
             for sibling in endpoints(ofGroup: group) where sibling != address {
                 result.append(Ownership(address: sibling, vm: binding.vm, attach: claim.group == .attach, via: address, group: group))
             }
+        }
+        for ownership in result {
+            claimants[ownership.address, default: []].append(Claimant(vm: ownership.vm, via: ownership.via, attach: ownership.attach))
         }
         return result
     }
@@ -459,7 +464,8 @@ struct Planning {
                 continue
             }
             guard let domain = domainByName[binding.vm] else {
-                bindingConditions[binding.vm] = .pending("VM \(binding.vm) is not defined; its devices are reserved per 'release'")
+                let hint = Suggestion.closest(to: binding.vm, among: domainByName.keys).map { "; did you mean '\($0)'?" } ?? ""
+                bindingConditions[binding.vm] = .pending("VM '\(binding.vm)' is not defined in libvirt\(hint); its devices are reserved per 'release'")
                 continue
             }
             if !domain.persistent { notes.append("\(binding.vm) is transient: only its live XML can change") }
@@ -668,6 +674,7 @@ struct Planning {
             }
         }
         var plan = Plan(steps: steps, bindings: bindings, devices: deviceConditions, notes: notes)
+        plan.claimants = claimants
         for (address, ownership) in owned { if let kinds = forced[ownership.via] { plan.handedOver[address] = kinds } }
         // A live binding is remembered while its VM may still hold our entries.
         plan.liveVMs = Set(manifest.bindings.filter(\.live).map(\.vm)).union(ledger.liveVMs.filter { vm in

@@ -309,10 +309,9 @@ public struct ManifestDecoder {
             guard keys.contains(key.text) else {
                 let shown = printable(key.text, limit: 40)
                 // Only short keys get a "did you mean": the distance is quadratic.
-                let suggestion = key.text.utf8.count > 40 ? nil : keys.min { editDistance($0, key.text) < editDistance($1, key.text) }
-                let close = suggestion.map { editDistance($0, key.text) <= 2 } ?? false
+                let suggestion = Suggestion.closest(to: key.text, among: keys.sorted(), longest: 40)
                 report(keyNode, "unknown key '\(shown)' in \(what)",
-                    hint: close ? "did you mean '\(suggestion!)'?" : "known keys: \(keys.joined(separator: ", "))")
+                    hint: suggestion.map { "did you mean '\($0)'?" } ?? "known keys: \(keys.joined(separator: ", "))")
                 continue
             }
             if fields[key.text] != nil {
@@ -454,19 +453,4 @@ public struct ManifestDecoder {
 /// C0 and C1 control characters and DEL: never part of a name.
 func isControl(_ scalar: Unicode.Scalar) -> Bool {
     scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value)
-}
-
-/// Levenshtein distance, for "did you mean" hints on short keys.
-func editDistance(_ a: String, _ b: String) -> Int {
-    let a = Array(a.lowercased())
-    let b = Array(b.lowercased())
-    var previous = Array(0...b.count)
-    for i in 1...max(a.count, 1) where !a.isEmpty {
-        var current = [i] + Array(repeating: 0, count: b.count)
-        for j in stride(from: 1, through: b.count, by: 1) {
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-        }
-        previous = current
-    }
-    return a.isEmpty ? b.count : previous[b.count]
 }

@@ -23,75 +23,78 @@ struct Check: ParsableCommand {
     @Option(help: "The group /dev/vfio/N should belong to (the udev rule's GROUP).")
     var vfioGroup: String = "kvm"
 
-    enum Verdict: String { case pass = "ok  ", warn = "warn", fail = "FAIL" }
+    @OptionGroup var output: FormatOption
+
+    typealias Finding = CheckReport.Finding
 
     func run() throws {
         let root = SysfsRoot(host.sysfsRoot)
-        var results: [(Verdict, String, String?)] = []
+        var results: [Finding] = []
         let cmdline = root.read("/proc/cmdline") ?? ""
         let groups = (root.list("/sys/kernel/iommu_groups") ?? []).count
         let iommuOption = cmdline.split(separator: " ").first { $0 == "intel_iommu=on" || $0 == "amd_iommu=on" || $0.hasPrefix("iommu=") }
         if groups > 0 {
-            results.append((.pass, "IOMMU enabled: \(groups) IOMMU groups" + (iommuOption.map { " (\($0))" } ?? ""), nil))
+            results.append(Finding(.pass, check: "iommu", "IOMMU enabled: \(groups) IOMMU groups" + (iommuOption.map { " (\($0))" } ?? "")))
         } else {
-            results.append((.fail, "IOMMU not enabled: /sys/kernel/iommu_groups is empty" + (iommuOption.map { " although the command line has \($0)" } ?? ""),
-                "enable VT-d (Intel) or AMD-Vi in the firmware, and boot with intel_iommu=on (Intel) or amd_iommu=on (AMD) on the kernel command line"))
+            results.append(Finding(.fail, check: "iommu", "IOMMU not enabled: /sys/kernel/iommu_groups is empty" + (iommuOption.map { " although the command line has \($0)" } ?? ""),
+                remedy: "enable VT-d (Intel) or AMD-Vi in the firmware, and boot with intel_iommu=on (Intel) or amd_iommu=on (AMD) on the kernel command line"))
         }
         if root.directory("/sys/bus/pci/drivers/vfio-pci") != nil {
-            results.append((.pass, "vfio-pci driver loaded", nil))
+            results.append(Finding(.pass, check: "vfio-pci", "vfio-pci driver loaded"))
         } else {
-            results.append((.fail, "vfio-pci driver not loaded", "modprobe vfio-pci, and list vfio-pci in /etc/modules-load.d/vfio.conf so it loads at boot"))
+            results.append(Finding(.fail, check: "vfio-pci", "vfio-pci driver not loaded", remedy: "modprobe vfio-pci, and list vfio-pci in /etc/modules-load.d/vfio.conf so it loads at boot"))
         }
         let unsafe = root.read("/sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts")
         let remapped = (root.read("/proc/interrupts") ?? "").contains("IR-")
         switch (remapped, unsafe == "Y") {
         case (true, false):
-            results.append((.pass, "interrupt remapping active", nil))
+            results.append(Finding(.pass, check: "interrupt-remapping", "interrupt remapping active"))
         case (true, true):
-            results.append((.warn, "vfio_iommu_type1.allow_unsafe_interrupts=1 is set although interrupt remapping is active",
-                "it is not needed here and lets a VM's device forge interrupts (MSI attacks): remove it from the kernel command line"))
+            results.append(Finding(.warn, check: "interrupt-remapping", "vfio_iommu_type1.allow_unsafe_interrupts=1 is set although interrupt remapping is active",
+                remedy: "it is not needed here and lets a VM's device forge interrupts (MSI attacks): remove it from the kernel command line"))
         case (false, true):
-            results.append((.warn, "no interrupt remapping; vfio_iommu_type1.allow_unsafe_interrupts=1 lets VFIO work without it",
-                "a VM's device can forge interrupts (MSI attacks); enable interrupt remapping in the firmware (VT-d / AMD-Vi with IR) and drop the option"))
+            results.append(Finding(.warn, check: "interrupt-remapping", "no interrupt remapping; vfio_iommu_type1.allow_unsafe_interrupts=1 lets VFIO work without it",
+                remedy: "a VM's device can forge interrupts (MSI attacks); enable interrupt remapping in the firmware (VT-d / AMD-Vi with IR) and drop the option"))
         case (false, false):
-            results.append((.fail, "no interrupt remapping (no IR- entries in /proc/interrupts): VFIO refuses to set up a VM's devices (VFIO_SET_IOMMU fails with EPERM)",
-                "enable interrupt remapping in the firmware (VT-d / AMD-Vi with IR); only if that is impossible, boot with vfio_iommu_type1.allow_unsafe_interrupts=1, knowing a VM could then forge interrupts"))
+            results.append(Finding(.fail, check: "interrupt-remapping", "no interrupt remapping (no IR- entries in /proc/interrupts): VFIO refuses to set up a VM's devices (VFIO_SET_IOMMU fails with EPERM)",
+                remedy: "enable interrupt remapping in the firmware (VT-d / AMD-Vi with IR); only if that is impossible, boot with vfio_iommu_type1.allow_unsafe_interrupts=1, knowing a VM could then forge interrupts"))
         }
+        var domainNames: [String]?
         do {
             let domains = try LibvirtConnection(uri: host.connect, readOnly: true).domains()
-            results.append((.pass, "libvirt reachable at \(host.connect) (\(domains.count) domains)", nil))
+            results.append(Finding(.pass, check: "libvirt", "libvirt reachable at \(host.connect) (\(domains.count) domains)"))
+            domainNames = domains.map(\.name)
         } catch {
-            results.append((.fail, "libvirt not reachable: \(error)", "start libvirtd (systemctl start libvirtd) or pass --connect URI"))
+            results.append(Finding(.fail, check: "libvirt", "libvirt not reachable: \(error)", remedy: "start libvirtd (systemctl start libvirtd) or pass --connect URI"))
         }
         results += vfioNodes(root)
-        if let manifest { results += try viability(root, manifest) }
-
-        var failed = false
-        for (verdict, what, remedy) in results {
-            emit("\(verdict.rawValue)  \(what)\n")
-            if let remedy, verdict != .pass { emit("      → \(remedy)\n") }
-            failed = failed || verdict == .fail
+        if let manifest {
+            let parsed: Manifest
+            do { parsed = try loadManifest(manifest) } catch { throw fail(error) }
+            results += try viability(root, parsed)
+            if let domainNames { results += CheckReport.undefinedVMs(parsed, defined: domainNames) }
         }
-        emit("\nIf a device still fails to assign, booting with pci=realloc lets the kernel reassign the resources the firmware gave it.\n")
-        if failed { throw ExitCode.failure }
+        let report = CheckReport(findings: results)
+        emit(output.format == .json ? report.json.rendered() + "\n" : report.text())
+        if report.failed { throw ExitCode.failure }
     }
 
     /// `/dev/vfio/N` must be group `vfioGroup`, mode 0660, or QEMU fails with
     /// "error opening /dev/vfio/N: Permission denied".
-    func vfioNodes(_ root: SysfsRoot) -> [(Verdict, String, String?)] {
+    func vfioNodes(_ root: SysfsRoot) -> [Finding] {
         let nodes = (root.list("/dev/vfio") ?? []).filter { $0.first?.isNumber == true }.sorted()
-        guard !nodes.isEmpty else { return [(.pass, "no /dev/vfio/N nodes yet (none is bound to vfio-pci)", nil)] }
-        var results: [(Verdict, String, String?)] = []
+        guard !nodes.isEmpty else { return [Finding(.pass, check: "vfio-node", "no /dev/vfio/N nodes yet (none is bound to vfio-pci)")] }
+        var results: [Finding] = []
         for node in nodes {
             var st = stat()
             guard stat(root.hostPath("/dev/vfio/\(node)"), &st) == 0 else { continue }
             let group = getgrgid(st.st_gid).map { String(cString: $0.pointee.gr_name) } ?? String(st.st_gid)
             let mode = st.st_mode & 0o777
             if group == vfioGroup && mode & 0o060 == 0o060 {
-                results.append((.pass, "/dev/vfio/\(node) is \(group), mode \(String(mode, radix: 8))", nil))
+                results.append(Finding(.pass, check: "vfio-node", "/dev/vfio/\(node) is \(group), mode \(String(mode, radix: 8))"))
             } else {
-                results.append((.fail, "/dev/vfio/\(node) is \(group), mode \(String(mode, radix: 8)): QEMU will fail with \"error opening /dev/vfio/\(node): Permission denied\"",
-                    "install udev/70-hostdevd-vfio.rules (manifests/install.sh VFIO_GROUP=\(vfioGroup)), then: udevadm control --reload && udevadm trigger -s vfio"))
+                results.append(Finding(.fail, check: "vfio-node", "/dev/vfio/\(node) is \(group), mode \(String(mode, radix: 8)): QEMU will fail with \"error opening /dev/vfio/\(node): Permission denied\"",
+                    remedy: "install udev/70-hostdevd-vfio.rules (manifests/install.sh VFIO_GROUP=\(vfioGroup)), then: udevadm control --reload && udevadm trigger -s vfio"))
             }
         }
         return results
@@ -116,33 +119,35 @@ struct Check: ParsableCommand {
 
     /// Each claimed device's group must be all on vfio-pci (or bridges) when
     /// its VM starts; say which siblings stand in the way.
-    func viability(_ root: SysfsRoot, _ path: String) throws -> [(Verdict, String, String?)] {
-        let manifest = try loadManifest(path)
+    func viability(_ root: SysfsRoot, _ manifest: Manifest) throws -> [Finding] {
         let inventory = try InventoryReader(root: root).read()
-        var results: [(Verdict, String, String?)] = []
+        var results: [Finding] = []
         var checked = Set<Int>()
         for binding in manifest.bindings {
             for claim in binding.devices {
                 guard let address = Self.resolve(claim.selector, in: inventory), let device = inventory.device(at: address),
                     let group = device.pci?.iommuGroup, checked.insert(group).inserted
                 else { continue }
+                let id = DeviceIdentifier.pci(address)
                 let members = inventory.group(group)?.members ?? [address]
                 let strangers = members.compactMap { inventory.device(at: $0) }
                     .filter { !($0.pci?.isBridge ?? false) && $0.driver != "vfio-pci" && $0.driver != "pci-stub" && $0.driver != nil }
                 let list = strangers.map { "\($0.pci!.address) (\($0.driver!))" }.joined(separator: ", ")
                 if strangers.isEmpty {
-                    results.append((.pass, "IOMMU group \(group) of \(address) (\(binding.vm)): \(members.count) device(s), all ready", nil))
+                    results.append(Finding(.pass, check: "iommu-group", "IOMMU group \(group) of \(address) (\(binding.vm)): \(members.count) device(s), all ready", device: id, vm: binding.vm))
                 } else if claim.group != .device {
                     let others = strangers.filter { $0.pci?.address != address }.map { "\($0.pci!.address) (\($0.driver!))" }
                     guard !others.isEmpty else {
-                        results.append((.pass, "IOMMU group \(group) of \(address) (\(binding.vm)): \(members.count) device(s), hostdevd moves them together", nil))
+                        results.append(Finding(.pass, check: "iommu-group", "IOMMU group \(group) of \(address) (\(binding.vm)): \(members.count) device(s), hostdevd moves them together", device: id, vm: binding.vm))
                         continue
                     }
-                    results.append((.warn, "IOMMU group \(group) of \(address) (\(binding.vm)): hostdevd will also take \(others.joined(separator: ", ")) off their host drivers (group: \(claim.group.rawValue))",
-                        "make sure the host can spare them (hostdevd refuses any the host visibly uses, but a chipset function such as an LPC bridge or SMBus has uses it cannot see)"))
+                    results.append(Finding(.warn, check: "iommu-group", "IOMMU group \(group) of \(address) (\(binding.vm)): hostdevd will also take \(others.joined(separator: ", ")) off their host drivers (group: \(claim.group.rawValue))",
+                        remedy: "make sure the host can spare them (hostdevd refuses any the host visibly uses, but a chipset function such as an LPC bridge or SMBus has uses it cannot see)",
+                        device: id, vm: binding.vm))
                 } else {
-                    results.append((.fail, "group \(group) is not viable for \(address) (\(binding.vm)): \(list) still on host drivers",
-                        "VFIO needs every non-bridge device of the group on vfio-pci or on no driver: claim the whole group (group: attach, or hold for devices the VM should not see), or unbind those devices (allowing unsafe interrupts does not help here: that option is about interrupt remapping, not viability)"))
+                    results.append(Finding(.fail, check: "iommu-group", "group \(group) is not viable for \(address) (\(binding.vm)): \(list) still on host drivers",
+                        remedy: "VFIO needs every non-bridge device of the group on vfio-pci or on no driver: claim the whole group (group: attach, or hold for devices the VM should not see), or unbind those devices (allowing unsafe interrupts does not help here: that option is about interrupt remapping, not viability)",
+                        device: id, vm: binding.vm))
                 }
             }
         }

@@ -10,7 +10,7 @@ struct Hostdevctl: AsyncParsableCommand {
             and (with hostdevd) keeps them bound to the VMs a manifest names.
             """,
         version: "0.1.0",
-        subcommands: [Devices.self, Validate.self, PlanCommand.self, Apply.self, Release.self, Status.self, Snapshot.self, Check.self, Hook.self, Monitor.self])
+        subcommands: [Devices.self, Validate.self, PlanCommand.self, Apply.self, Release.self, Status.self, Describe.self, Snapshot.self, Check.self, Hook.self, Monitor.self])
 }
 
 /// Options every command that looks at the host shares.

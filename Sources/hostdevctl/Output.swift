@@ -1,3 +1,4 @@
+import ArgumentParser
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -36,4 +37,12 @@ final class BufferedOutput {
         emit(pending)
         pending = ""
     }
+}
+
+/// `--format text|json`, for every command that reports.
+struct FormatOption: ParsableArguments {
+    enum Format: String, ExpressibleByArgument, CaseIterable { case text, json }
+
+    @Option(help: "Output format: text or json (see README, \"Machine-readable output\").")
+    var format: Format = .text
 }

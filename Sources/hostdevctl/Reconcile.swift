@@ -60,16 +60,63 @@ func observe(host: HostOptions, observedFile: String?, connection: LibvirtConnec
 }
 
 struct Validate: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Check a manifest and report every error with file:line:column.")
+    static let configuration = CommandConfiguration(
+        abstract: "Check manifests and report every error with file:line:column.",
+        discussion: "Each FILE is checked on its own; - reads standard input. Exit status: 0 every file valid, 1 otherwise.")
 
-    @Option(name: [.customShort("f"), .customLong("manifest")], help: ArgumentHelp("The manifest.", valueName: "file"))
-    var manifest: String = "/etc/hostdevd/bindings.yaml"
+    @Option(name: [.customShort("f"), .customLong("manifest")], help: ArgumentHelp("A manifest (default: /etc/hostdevd/bindings.yaml when no FILE is given).", valueName: "file"))
+    var manifest: String?
+
+    @Argument(help: ArgumentHelp("Manifests to check; - is standard input.", valueName: "file"))
+    var files: [String] = []
+
+    @OptionGroup var output: FormatOption
+
+    func validate() throws {
+        if files.filter({ $0 == "-" }).count > 1 { throw ValidationError("standard input (-) can be read only once") }
+    }
+
+    /// One file's verdict: its counts, or every error with line and column.
+    static func check(_ file: String) -> ValidateDocument.FileResult {
+        let read: Result<[UInt8], FileReadError> =
+            file == "-" ? readBounded(fd: 0, limit: FileLimits.manifest) : fileContents(file, limit: FileLimits.manifest)
+        let bytes: [UInt8]
+        switch read {
+        case .success(let content): bytes = content
+        case .failure(let error):
+            return ValidateDocument.FileResult(file: file, problems: [.init(line: 0, column: 0, message: error.description, hint: nil)])
+        }
+        do {
+            let parsed = try ManifestDecoder.decode(bytes: bytes, file: file == "-" ? "<stdin>" : file)
+            return ValidateDocument.FileResult(file: file, bindings: parsed.bindings.count, devices: parsed.bindings.reduce(0) { $0 + $1.devices.count })
+        } catch {
+            return ValidateDocument.FileResult(file: file, problems: error.diagnostics.map {
+                .init(line: $0.location.line, column: $0.location.column, message: $0.message, hint: $0.hint)
+            })
+        }
+    }
 
     func run() throws {
-        let parsed: Manifest
-        do { parsed = try loadManifest(manifest) } catch { throw fail(error) }
-        let devices = parsed.bindings.reduce(0) { $0 + $1.devices.count }
-        emit("\(manifest): valid (\(parsed.bindings.count) binding\(parsed.bindings.count == 1 ? "" : "s"), \(devices) device\(devices == 1 ? "" : "s"))\n")
+        let all = (manifest.map { [$0] } ?? []) + files
+        let document = ValidateDocument(files: (all.isEmpty ? ["/etc/hostdevd/bindings.yaml"] : all).map(Self.check))
+        switch output.format {
+        case .json: emit(document.json.rendered() + "\n")
+        case .text:
+            for file in document.files {
+                let name = file.file == "-" ? "<stdin>" : file.file
+                if file.valid {
+                    emit("\(name): valid (\(file.bindings) binding\(file.bindings == 1 ? "" : "s"), \(file.devices) device\(file.devices == 1 ? "" : "s"))\n")
+                } else if file.problems.count == 1, file.problems[0].line == 0 {
+                    printError("error: \(file.problems[0].message)")
+                } else {
+                    for problem in file.problems {
+                        printError("\(name):\(problem.line):\(problem.column): error: \(problem.message)" + (problem.hint.map { "; \($0)" } ?? ""))
+                    }
+                    printError("\(file.problems.count) error(s) in \(name)")
+                }
+            }
+        }
+        if document.exitCode != 0 { throw ExitCode(document.exitCode) }
     }
 }
 
@@ -107,16 +154,22 @@ struct PlanCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Plan against a recorded snapshot instead of this host.", valueName: "file"))
     var observed: String?
 
+    @OptionGroup var output: FormatOption
+
     func run() throws {
         let plan: Plan
+        let observedHost: ObservedHost
         do {
             let manifest = try loadManifest(state.manifest)
-            let observedHost = try observe(host: host, observedFile: observed)
+            observedHost = try observe(host: host, observedFile: observed)
             plan = try controller(host, state).plan(manifest: manifest, observed: observedHost).0
         } catch {
             throw fail(error)
         }
-        emit(PlanReport(plan: plan).text())
+        switch output.format {
+        case .text: emit(PlanReport(plan: plan).text())
+        case .json: emit(PlanDocument(plan: plan, inventory: observedHost.inventory).json.rendered() + "\n")
+        }
         if plan.verdict != .converged { throw ExitCode(plan.verdict.exitCode) }
     }
 }
@@ -139,21 +192,32 @@ struct Apply: ParsableCommand {
     @OptionGroup var host: HostOptions
     @OptionGroup var state: StateOptions
 
+    @OptionGroup var output: FormatOption
+
     func run() throws {
         let controller = controller(host, state)
+        let json = output.format == .json
         var failures = 0
         var after = Plan()
         do {
             let manifest = try loadManifest(state.manifest)
             let connection = try? LibvirtConnection(uri: host.connect)
-            let (plan, ledger) = try controller.plan(manifest: manifest, observed: try controller.observe(connection: connection, warn: printError))
+            let observed = try controller.observe(connection: connection, warn: printError)
+            let (plan, ledger) = try controller.plan(manifest: manifest, observed: observed)
             LastGoodManifest(stateDirectory: controller.store.directory).save(
                 try readBytes(state.manifest, what: "manifest", limit: FileLimits.manifest, hint: ""))
             if plan.verdict == .converged {
-                emit("No changes. The host matches the manifest.\n")
+                emit(json ? ApplyResultDocument(after: plan, stepsRun: 0, failedSteps: 0).json.compact() + "\n" : "No changes. The host matches the manifest.\n")
                 return
             }
-            let (_, outcomes) = try controller.act(plan, ledger: ledger, scope: .everything, domains: connection) { _, step, outcome in
+            // Numbered and with each device's driver as the plan saw it, before any step moves it.
+            let documents = StepDocument.steps(of: plan, inventory: observed.inventory)
+            let (steps, outcomes) = try controller.act(plan, ledger: ledger, scope: .everything, domains: connection) { index, step, outcome in
+                if json {
+                    let document = index < documents.count && documents[index].step == step ? documents[index] : StepDocument(order: index + 1, step: step, currentDriver: nil)
+                    emit(ApplyStepRecord(step: document, outcome: outcome).json.compact() + "\n")
+                    return
+                }
                 switch outcome {
                 case .done: emit("done    \(step.action.summary)\n        \(step.reason)\n")
                 case .skipped(let why): emit("skipped \(step.action.summary): \(why)\n")
@@ -162,7 +226,8 @@ struct Apply: ParsableCommand {
             }
             failures = outcomes.filter(\.isFailure).count
             after = try controller.plan(manifest: manifest, observed: try controller.observe(connection: connection)).0
-            emit("\n" + PlanReport(plan: after).conditions())
+            let result = ApplyResultDocument(after: after, stepsRun: steps.count, failedSteps: failures)
+            emit(json ? result.json.compact() + "\n" : "\n" + PlanReport(plan: after).conditions())
         } catch {
             throw fail(error)
         }
@@ -195,14 +260,16 @@ struct Release: ParsableCommand {
     @Flag(help: "Unplug a device a running VM uses, and go ahead when libvirt cannot be asked whether a VM uses it.")
     var force = false
 
-    @Argument(help: ArgumentHelp("PCI addresses (0000:01:00.0).", valueName: "device"))
+    @Argument(help: ArgumentHelp("PCI devices (0000:01:00.0, 01:00.0 or pci_0000_01_00_0).", valueName: "device"))
     var devices: [String]
 
     func validate() throws {
-        for device in devices where PCIAddress(device) == nil {
+        for device in devices where DeviceIdentifier.pciAddress(device) == nil {
             throw ValidationError("'\(device)' is not a PCI address; write it as DDDD:BB:SS.F, e.g. 0000:01:00.0")
         }
     }
+
+    var addresses: [PCIAddress] { devices.compactMap { DeviceIdentifier.pciAddress($0) } }
 
     func run() throws {
         let controller = controller(host, state)
@@ -212,7 +279,7 @@ struct Release: ParsableCommand {
             // then lasts until a manifest is read again.
             let manifest = (try? loadManifest(state.manifest)) ?? Manifest(host: HostPolicy(), bindings: [], fingerprint: "")
             let connection = try? LibvirtConnection(uri: host.connect)
-            let result = try controller.release(devices.compactMap { PCIAddress($0) }, manifest: manifest, force: force, connection: connection) {
+            let result = try controller.release(addresses, manifest: manifest, force: force, connection: connection) {
                 _, step, outcome in
                 switch outcome {
                 case .done: emit("done    \(step.action.summary)\n")
@@ -222,7 +289,7 @@ struct Release: ParsableCommand {
             }
             for refusal in result.refused { printError("error: not releasing \(refusal)") }
             failed = !result.refused.isEmpty || result.outcomes.contains(where: \.isFailure)
-            for address in devices.compactMap({ PCIAddress($0) }) where !result.refused.contains(where: { $0.address == address }) {
+            for address in addresses where !result.refused.contains(where: { $0.address == address }) {
                 if let condition = result.plan.devices["pci \(address)"], condition.isBlocked {
                     printError("error: not releasing \(address): \(condition)")
                     failed = true
@@ -252,8 +319,7 @@ struct Status: ParsableCommand {
     @Option(help: ArgumentHelp("Status against a recorded snapshot instead of this host.", valueName: "file"))
     var observed: String?
 
-    @Option(help: "Output format: text or json.")
-    var format: StatusFormat = .text
+    @OptionGroup var output: FormatOption
 
     @Option(help: ArgumentHelp("The running daemon's status file; read when present (and --live is not given).", valueName: "file"))
     var statusFile: String = "/run/hostdevd/status.json"
@@ -261,26 +327,26 @@ struct Status: ParsableCommand {
     @Flag(help: "Observe the host now instead of reading the daemon's status file.")
     var live = false
 
-    enum StatusFormat: String, ExpressibleByArgument, CaseIterable { case text, json }
-
     func run() throws {
         if !live, observed == nil, let text = try? readText(statusFile, what: "status", hint: "") {
             let staleness = DaemonStatus.staleness(text)
             if let staleness { printError("warning: \(statusFile): \(staleness)") }
-            emit(format == .json ? text : DaemonStatus.text(text, path: statusFile))
+            emit(output.format == .json ? text : DaemonStatus.text(text, path: statusFile))
             if staleness != nil { throw ExitCode(Plan.Verdict.waiting.exitCode) }
             return
         }
         let plan: Plan
+        let observedHost: ObservedHost
         do {
             let controller = controller(host, state)
-            plan = try controller.plan(manifest: try loadManifest(state.manifest), observed: try observe(host: host, observedFile: observed)).0
+            observedHost = try observe(host: host, observedFile: observed)
+            plan = try controller.plan(manifest: try loadManifest(state.manifest), observed: observedHost).0
         } catch {
             throw fail(error)
         }
         let report = PlanReport(plan: plan)
-        switch format {
-        case .json: emit(report.json().rendered() + "\n")
+        switch output.format {
+        case .json: emit(StatusDocument(daemon: nil, plan: plan, inventory: observedHost.inventory).json.rendered() + "\n")
         case .text:
             emit(report.conditions() + (plan.notes.isEmpty ? "" : "Notes:\n" + plan.notes.map { "  - \($0)\n" }.joined()))
             if !plan.isEmpty { emit("\(plan.steps.count) change(s) pending: 'hostdevctl plan' shows them.\n") }

@@ -61,7 +61,7 @@ func sampleInventory() -> Inventory {
 
     @Test func jsonHasVDSMShape() {
         let json = InventoryReport(inventory: sampleInventory(), capabilities: [.pci]).render(.json)
-        #expect(json.hasPrefix("{\n  \"pci_0000_00_01_0\": {\n    \"params\": {\n      \"capability\": \"pci\",\n      \"parent\": \"computer\","))
+        #expect(json.hasPrefix("{\n  \"pci_0000_00_01_0\": {\n    \"device\": \"pci 0000:00:01.0\",\n    \"params\": {\n      \"capability\": \"pci\",\n      \"parent\": \"computer\","))
         #expect(json.contains("\"iommu_group\": \"1\""))
         #expect(json.contains("\"vendor_id\": \"0x10de\""))
         #expect(json.contains("\"class\": \"0x030000\""))
@@ -77,7 +77,7 @@ func sampleInventory() -> Inventory {
         #expect(json.contains("\"product\": \"Unifying \\\"Receiver\\\"\""))
         #expect(json.contains("\"vmId\": \"win11\""))
         // A root hub is never assignable; a device behind it is.
-        #expect(json.contains("\"usb_usb1\": {\n    \"params\": {\n      \"capability\": \"usb_device\",\n      \"parent\": \"pci_0000_00_14_0\",\n      \"vendor\": \"\","))
+        #expect(json.contains("\"usb_usb1\": {\n    \"device\": \"usb 1:1\",\n    \"params\": {\n      \"capability\": \"usb_device\",\n      \"parent\": \"pci_0000_00_14_0\",\n      \"vendor\": \"\","))
     }
 
     @Test func tableAlignsColumns() {

@@ -180,7 +180,7 @@ func summaries(_ plan: Plan) -> [String] { plan.steps.map(\.action.summary) }
 
     @Test func undefinedVMIsPendingAndReserved() {
         let result = plan([binding("ghost", DeviceClaim(.pci(gpu)))])
-        #expect(result.bindings["ghost"] == .pending("VM ghost is not defined; its devices are reserved per 'release'"))
+        #expect(result.bindings["ghost"] == .pending("VM 'ghost' is not defined in libvirt; its devices are reserved per 'release'"))
         #expect(summaries(result) == ["bind 0000:01:00.0 to vfio-pci", "bind 0000:01:00.1 to vfio-pci"])
     }
 

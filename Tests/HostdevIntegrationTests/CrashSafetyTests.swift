@@ -57,7 +57,7 @@ final class ApplyRig {
     /// SIGKILLs it as soon as the k-th write to a control file (`unbind`,
     /// `drivers_probe`, `bind`) has taken effect: a crash in the middle of
     /// a driver move, as well as between steps.
-    func apply(killAfterWrite: Int? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+    func apply(killAfterWrite: Int? = nil, _ extra: String...) throws -> (status: Int32, stdout: String, stderr: String) {
         let child = Mutex<pid_t>(0)
         let writes = Mutex(0)
         server.onWrite { _, _ in
@@ -67,7 +67,7 @@ final class ApplyRig {
         defer { server.onWrite { _, _ in } }
         let result = try ChildProcess.run(
             BuiltProducts.hostdevctl,
-            ["apply", "--sysfs-root", tree.root, "--connect", uri, "--manifest", manifestFile, "--state-dir", state],
+            ["apply", "--sysfs-root", tree.root, "--connect", uri, "--manifest", manifestFile, "--state-dir", state] + extra,
             started: { pid in child.withLock { $0 = pid } })
         lastWrites = writes.withLock { $0 }
         return result
