@@ -48,6 +48,8 @@ public struct Controller {
                 switch step.action {
                 case .bind(_, _, let owner): return owner == vm
                 case .restore(let address, _): return ledger.devices[address]?.vm == vm
+                case .createMdev(_, let owner): return owner == vm
+                case .removeMdev(let spec, _): return ledger.mdevs[spec.uuid]?.vm == vm
                 default: return false
                 }
             }
@@ -73,6 +75,7 @@ public struct Controller {
             inventory: inventory, domains: [DomainState(name: vm, state: active ? .running : .shutoff, active: active)],
             hostUses: observer.hostUses(inventory), coverage: .hook(vm))
         observed.vfioLoaded = observer.vfioLoaded()
+        observed.mediated = observer.mediatedDevices()
         return observed
     }
 
@@ -93,6 +96,10 @@ public struct Controller {
             hostUses: { scanner.uses(of: $0) },
             groupHolders: { address in
                 guard let group = root.linkName("/sys/bus/pci/devices/\(address)/iommu_group").flatMap({ Int($0) }) else { return [] }
+                return VFIOHolders(root: root).holders(ofGroup: group).map(\.description)
+            },
+            mdevHolders: { uuid in
+                guard let group = MediatedDeviceControl(root: root).iommuGroup(uuid) else { return [] }
                 return VFIOHolders(root: root).holders(ofGroup: group).map(\.description)
             },
             afterStep: afterStep, shouldStop: shouldStop)

@@ -4,6 +4,8 @@ public struct HostdevEntry: Sendable, Hashable, Codable, CustomStringConvertible
         case pci(PCIAddress)
         case usbID(vendor: UInt16, product: UInt16)
         case usbAddress(bus: Int, device: Int)
+        /// A mediated device, by UUID (`<hostdev type='mdev'>`).
+        case mdev(String)
     }
 
     public var source: Source
@@ -33,6 +35,7 @@ public struct HostdevEntry: Sendable, Hashable, Codable, CustomStringConvertible
         case .pci(let address): return "pci \(address)"
         case .usbID(let v, let p): return "usb \(hex(v, 4)):\(hex(p, 4))"
         case .usbAddress(let bus, let device): return "usb \(bus):\(device)"
+        case .mdev(let uuid): return "mdev \(uuid)"
         }
     }
 }
@@ -44,6 +47,7 @@ extension HostdevEntry.Source {
         case .pci(let a): return "pci-\(hex(a.domain, 4))-\(hex(a.bus, 2))-\(hex(a.slot, 2))-\(a.function)"
         case .usbID(let v, let p): return "usb-\(hex(v, 4))-\(hex(p, 4))"
         case .usbAddress(let bus, let device): return "usb-\(bus)-\(device)"
+        case .mdev(let uuid): return "mdev-\(uuid)"
         }
     }
 }
@@ -175,6 +179,9 @@ public struct ObservedHost: Sendable, Equatable, Codable {
     /// Whether the vfio-pci driver is loaded (nil: not observed, as in old
     /// snapshots). Without it no bind can succeed: the plan says so first.
     public var vfioLoaded: Bool?
+    /// Mediated-device parents, types and devices, read on this pass (nil:
+    /// not observed, as in old snapshots: no mdev is created or removed).
+    public var mediated: MediatedDevices?
 
     public init(inventory: Inventory, domains: [DomainState] = [], hostUses: [HostUse] = [], coverage: DomainCoverage = .all) {
         self.inventory = inventory
@@ -195,7 +202,7 @@ public struct ObservedHost: Sendable, Equatable, Codable {
         return coverage == .all ? false : nil
     }
 
-    enum CodingKeys: String, CodingKey { case inventory, domains, hostUses, coverage, libvirtReachable, vfioLoaded }
+    enum CodingKeys: String, CodingKey { case inventory, domains, hostUses, coverage, libvirtReachable, vfioLoaded, mediated }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -209,6 +216,7 @@ public struct ObservedHost: Sendable, Equatable, Codable {
             domains: try c.decodeIfPresent([DomainState].self, forKey: .domains) ?? [],
             hostUses: try c.decodeIfPresent([HostUse].self, forKey: .hostUses) ?? [], coverage: coverage ?? .all)
         vfioLoaded = try c.decodeIfPresent(Bool.self, forKey: .vfioLoaded)
+        mediated = try c.decodeIfPresent(MediatedDevices.self, forKey: .mediated)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -218,5 +226,6 @@ public struct ObservedHost: Sendable, Equatable, Codable {
         try c.encode(hostUses, forKey: .hostUses)
         try c.encode(coverage, forKey: .coverage)
         try c.encodeIfPresent(vfioLoaded, forKey: .vfioLoaded)
+        try c.encodeIfPresent(mediated, forKey: .mediated)
     }
 }

@@ -90,6 +90,8 @@ public struct PCIFunction: Sendable, Equatable, Codable {
     public var physicalFunction: PCIAddress?
     public var bootVGA: Bool?
     public var numaNode: Int?
+    /// The mediated-device types it offers, when it is a parent.
+    public var mdevTypes: [MdevType]?
 
     public init(
         address: PCIAddress, classCode: UInt32? = nil, subsystemVendorID: String? = nil, subsystemID: String? = nil,
