@@ -32,7 +32,7 @@ public struct Ledger: Sendable, Equatable, Codable {
     /// Mediated devices this tool created, by UUID: removed again when no
     /// binding claims them (recorded before the create, so a crash between
     /// the two still knows the device is its own).
-    public var mdevs: [String: MdevEntry] = [:]
+    public var mdevs: [String: MdevEntry]
 
     public struct MdevEntry: Sendable, Equatable, Codable {
         public var parent: PCIAddress
@@ -48,13 +48,14 @@ public struct Ledger: Sendable, Equatable, Codable {
 
     public init(
         devices: [PCIAddress: Entry] = [:], intent: Action? = nil, released: [PCIAddress: String] = [:], liveVMs: Set<String> = [],
-        consoles: [PCIAddress: ConsoleHandover] = [:]
+        consoles: [PCIAddress: ConsoleHandover] = [:], mdevs: [String: MdevEntry] = [:]
     ) {
         self.devices = devices
         self.intent = intent
         self.released = released
         self.liveVMs = liveVMs
         self.consoles = consoles
+        self.mdevs = mdevs
     }
 
     enum CodingKeys: String, CodingKey { case devices, intent, released, liveVMs, consoles, mdevs }

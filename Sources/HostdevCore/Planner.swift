@@ -49,6 +49,10 @@ struct Planning {
     var usbEntries: [String: [HostdevEntry]] = [:]
     /// Mediated devices the manifest asks for, in manifest order.
     var mdevClaims: [(vm: String, spec: MdevSpec)] = []
+    /// Every PCI function a binding claims (or takes as a group sibling),
+    /// by VM, before conflicts and safety: a mediated device's parent must
+    /// not be among them.
+    var claimedForPassthrough: [PCIAddress: String] = [:]
     /// Domain entries left exactly as they are (their claim is blocked).
     var frozenSources = Set<HostdevEntry.Source>()
     /// Devices left exactly as they are (conflicts, blocked groups).
@@ -244,8 +248,10 @@ struct Planning {
                 for member in endpoints(ofGroup: group) { keysOfVM[binding.vm, default: []].insert("pci \(member)") }
             }
             result.append(Ownership(address: address, vm: binding.vm, attach: true, via: address, group: group))
+            claimedForPassthrough[address] = claimedForPassthrough[address] ?? binding.vm
             guard claim.group != .device, let group else { continue }
             for sibling in endpoints(ofGroup: group) where sibling != address {
+                claimedForPassthrough[sibling] = claimedForPassthrough[sibling] ?? binding.vm
                 result.append(Ownership(address: sibling, vm: binding.vm, attach: claim.group == .attach, via: address, group: group))
             }
         }

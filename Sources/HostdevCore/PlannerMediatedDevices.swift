@@ -34,9 +34,9 @@ extension Planning {
                 block(key, "running \(other) uses \(spec.uuid); a mediated device belongs to one VM")
                 continue
             }
-            if let owner = owned[spec.parent] {
+            if let owner = claimedForPassthrough[spec.parent] {
                 frozenSources.insert(.mdev(spec.uuid))
-                block(key, "its parent \(spec.parent) is claimed for passthrough by \(owner.vm); a parent of mediated devices stays on its host driver")
+                block(key, "its parent \(spec.parent) is claimed for passthrough by \(owner); a parent of mediated devices stays on its host driver")
                 continue
             }
             if existing == nil {
