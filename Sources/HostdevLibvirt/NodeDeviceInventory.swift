@@ -56,6 +56,13 @@ public struct NodeDeviceInventory: Sendable {
                         virtualFunctions: vfs)
                 case "phys_function":
                     pci.physicalFunction = sub.child("address").flatMap(Self.address)
+                case "mdev_types":
+                    pci.mdevTypes = sub.children("type").compactMap { type in
+                        type.attributes["id"].map {
+                            MdevType(id: $0, name: type.text(of: "name"), availableInstances: type.text(of: "availableInstances").flatMap { Int($0) },
+                                deviceAPI: type.text(of: "deviceAPI"))
+                        }
+                    }
                 default: break
                 }
             }

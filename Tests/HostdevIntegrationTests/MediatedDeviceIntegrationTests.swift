@@ -196,3 +196,32 @@ private var vgpuUUID: String { MdevSpec.derivedUUID(vm: "win11", parent: igpu, t
         #expect(ledger.mdevs.keys.sorted() == (claimed ? [vgpuUUID] : []))
     }
 }
+
+/// `devices --source libvirt`: a parent's `mdev_types` capability, as
+/// libvirt's node-device XML gives it (inline and through the test driver).
+@Suite struct MediatedDeviceLibvirtInventoryTests {
+    static let parentXML = """
+        <device><name>pci_0000_00_02_0</name><parent>computer</parent><capability type='pci'><class>0x030000</class>\
+        <domain>0</domain><bus>0</bus><slot>2</slot><function>0</function><product id='0x3e92'/><vendor id='0x8086'/>\
+        <capability type='mdev_types'><type id='i915-GVTg_V5_4'><name>GVTg_V5_4</name><deviceAPI>vfio-pci</deviceAPI>\
+        <availableInstances>1</availableInstances></type><type id='i915-GVTg_V5_8'><deviceAPI>vfio-pci</deviceAPI>\
+        <availableInstances>2</availableInstances></type></capability></capability></device>
+        """
+    static let expected = [
+        MdevType(id: "i915-GVTg_V5_4", name: "GVTg_V5_4", availableInstances: 1, deviceAPI: "vfio-pci"),
+        MdevType(id: "i915-GVTg_V5_8", availableInstances: 2, deviceAPI: "vfio-pci"),
+    ]
+
+    @Test func readsMdevTypesFromNodeDeviceXML() throws {
+        let inventory = try NodeDeviceInventory().inventory(fromXML: [Self.parentXML], source: "inline")
+        #expect(inventory.device(at: igpu)?.pci?.mdevTypes == Self.expected)
+    }
+
+    @Test func readsMdevTypesThroughTheTestDriver() throws {
+        let dir = FileTree.makeTemporaryDirectory(prefix: "hostdev-mdev-host")
+        defer { FileTree.remove(dir) }
+        FileTree.write(dir + "/host.xml", "<node><cpu><mode>host-model</mode></cpu>\(Self.parentXML)</node>\n")
+        let inventory = try NodeDeviceInventory().read(try LibvirtConnection(uri: "test://" + dir + "/host.xml"))
+        #expect(inventory.device(at: igpu)?.pci?.mdevTypes == Self.expected)
+    }
+}
