@@ -76,6 +76,7 @@ public struct Controller {
             hostUses: observer.hostUses(inventory), coverage: .hook(vm))
         observed.vfioLoaded = observer.vfioLoaded()
         observed.mediated = observer.mediatedDevices()
+        observed.diskLinks = observer.diskLinks()
         return observed
     }
 

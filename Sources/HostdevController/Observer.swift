@@ -37,8 +37,12 @@ public struct Observer {
         var observed = ObservedHost(inventory: inventory, domains: domains, hostUses: hostUses(inventory), coverage: coverage)
         observed.vfioLoaded = vfioLoaded()
         observed.mediated = mediatedDevices()
+        observed.diskLinks = diskLinks()
         return observed
     }
+
+    /// Stable disk names (`/dev/disk/by-id/…`) and the block devices they name now.
+    public func diskLinks() -> [String: String] { DiskLinks(root: sources.sysfsRoot).read() }
 
     /// Mediated-device parents, types and devices, read afresh: the
     /// instances left change with every create.

@@ -109,6 +109,7 @@ public final class Reconciler: @unchecked Sendable {
             cache!.hostUses = observer.hostUses(cache!.inventory)
             cache!.vfioLoaded = observer.vfioLoaded()
             cache!.mediated = observer.mediatedDevices()
+            cache!.diskLinks = observer.diskLinks()
             let ledger = try store.load()
             clock.lap("observe")
             var plan = Planner.plan(manifest: manifest, observed: cache!, ledger: ledger, backoff: backoff, now: now())

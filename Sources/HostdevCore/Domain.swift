@@ -6,6 +6,8 @@ public struct HostdevEntry: Sendable, Hashable, Codable, CustomStringConvertible
         case usbAddress(bus: Int, device: Int)
         /// A mediated device, by UUID (`<hostdev type='mdev'>`).
         case mdev(String)
+        /// A SCSI device (`<hostdev type='scsi'>`), by adapter and address.
+        case scsi(SCSIAddress)
     }
 
     public var source: Source
@@ -36,6 +38,7 @@ public struct HostdevEntry: Sendable, Hashable, Codable, CustomStringConvertible
         case .usbID(let v, let p): return "usb \(hex(v, 4)):\(hex(p, 4))"
         case .usbAddress(let bus, let device): return "usb \(bus):\(device)"
         case .mdev(let uuid): return "mdev \(uuid)"
+        case .scsi(let address): return "scsi \(address)"
         }
     }
 }
@@ -48,6 +51,7 @@ extension HostdevEntry.Source {
         case .usbID(let v, let p): return "usb-\(hex(v, 4))-\(hex(p, 4))"
         case .usbAddress(let bus, let device): return "usb-\(bus)-\(device)"
         case .mdev(let uuid): return "mdev-\(uuid)"
+        case .scsi(let a): return "scsi-\(a.host)-\(a.bus)-\(a.target)-\(a.unit)"
         }
     }
 }
@@ -182,6 +186,9 @@ public struct ObservedHost: Sendable, Equatable, Codable {
     /// Mediated-device parents, types and devices, read on this pass (nil:
     /// not observed, as in old snapshots: no mdev is created or removed).
     public var mediated: MediatedDevices?
+    /// `/dev/disk/by-id/…` and `/dev/disk/by-path/…` names, each with the
+    /// block device it names (`sdb`), read on this pass (nil: not observed).
+    public var diskLinks: [String: String]?
 
     public init(inventory: Inventory, domains: [DomainState] = [], hostUses: [HostUse] = [], coverage: DomainCoverage = .all) {
         self.inventory = inventory
@@ -202,7 +209,7 @@ public struct ObservedHost: Sendable, Equatable, Codable {
         return coverage == .all ? false : nil
     }
 
-    enum CodingKeys: String, CodingKey { case inventory, domains, hostUses, coverage, libvirtReachable, vfioLoaded, mediated }
+    enum CodingKeys: String, CodingKey { case inventory, domains, hostUses, coverage, libvirtReachable, vfioLoaded, mediated, diskLinks }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -217,6 +224,7 @@ public struct ObservedHost: Sendable, Equatable, Codable {
             hostUses: try c.decodeIfPresent([HostUse].self, forKey: .hostUses) ?? [], coverage: coverage ?? .all)
         vfioLoaded = try c.decodeIfPresent(Bool.self, forKey: .vfioLoaded)
         mediated = try c.decodeIfPresent(MediatedDevices.self, forKey: .mediated)
+        diskLinks = try c.decodeIfPresent([String: String].self, forKey: .diskLinks)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -227,5 +235,6 @@ public struct ObservedHost: Sendable, Equatable, Codable {
         try c.encode(coverage, forKey: .coverage)
         try c.encodeIfPresent(vfioLoaded, forKey: .vfioLoaded)
         try c.encodeIfPresent(mediated, forKey: .mediated)
+        try c.encodeIfPresent(diskLinks, forKey: .diskLinks)
     }
 }

@@ -47,6 +47,8 @@ struct Planning {
     var owned: [PCIAddress: Ownership] = [:]
     /// USB and mediated devices to attach, per VM.
     var usbEntries: [String: [HostdevEntry]] = [:]
+    /// SCSI devices the manifest asks for, in manifest order.
+    var scsiClaims: [(vm: String, selector: DeviceSelector)] = []
     /// Mediated devices the manifest asks for, in manifest order.
     var mdevClaims: [(vm: String, spec: MdevSpec)] = []
     /// Every PCI function a binding claims (or takes as a group sibling),
@@ -119,6 +121,7 @@ struct Planning {
         planDrivers()
         planOrphans()
         planMediatedDevices()
+        planSCSI()
         planDomains()
         planMdevOrphans()
         planSRIOV()
@@ -207,6 +210,8 @@ struct Planning {
                     }
                 case .mdev(let spec):
                     mdevClaims.append((binding.vm, spec))
+                case .scsi, .scsiPath:
+                    scsiClaims.append((binding.vm, claim.selector))
                 }
             }
         }

@@ -33,10 +33,12 @@ public enum DomainXML {
                 case .pci(let address): return VMUse(element: shown, target: .pci(address))
                 case .usbID, .usbAddress: return VMUse(element: shown, target: .usb(entry.source))
                 case .mdev(let uuid): return VMUse(element: shown, target: .mdev(uuid))
+                case .scsi(let address): return VMUse(element: shown, target: .scsiHost(address.adapter))
                 }
             }
             switch type {
             case "scsi":
+                // An iSCSI source or an unusual adapter name: the adapter alone.
                 guard let adapter = src?.child("adapter")?.attributes["name"] else { return nil }
                 return VMUse(element: shown, target: .scsiHost(adapter))
             case "scsi_host":
@@ -81,6 +83,15 @@ public enum DomainXML {
                 return HostdevEntry(source: .usbAddress(bus: bus, device: device), alias: alias, managed: managed)
             }
             return nil
+        case "scsi":
+            guard src.attributes["protocol"] == nil,
+                let adapter = src.child("adapter")?.attributes["name"], adapter.hasPrefix("scsi_host"),
+                let host = Int(adapter.dropFirst("scsi_host".count)), let address = src.child("address"),
+                let bus = address.attributes["bus"].flatMap(NodeDeviceInventory.integer),
+                let target = address.attributes["target"].flatMap(NodeDeviceInventory.integer),
+                let unit = address.attributes["unit"].flatMap(NodeDeviceInventory.integer)
+            else { return nil }
+            return HostdevEntry(source: .scsi(SCSIAddress(host: host, bus: bus, target: target, unit: unit)), alias: alias, managed: managed)
         case "mdev":
             guard let uuid = src.child("address")?.attributes["uuid"] else { return nil }
             return HostdevEntry(source: .mdev(MdevSpec.normalizedUUID(uuid) ?? uuid), alias: alias, managed: managed)
@@ -100,6 +111,10 @@ public enum DomainXML {
         switch entry.source {
         case .mdev(let uuid):
             return "<hostdev mode='subsystem' type='mdev' model='vfio-pci'><source><address uuid='\(uuid)'/></source>\(alias)</hostdev>"
+        case .scsi(let a):
+            // No `managed`: nothing moves between drivers; QEMU opens /dev/sgN.
+            return "<hostdev mode='subsystem' type='scsi'><source><adapter name='\(a.adapter)'/>"
+                + "<address bus='\(a.bus)' target='\(a.target)' unit='\(a.unit)'/></source>\(alias)</hostdev>"
         case .pci(let a):
             type = "pci"
             source = "<address domain='0x\(hex(a.domain, 4))' bus='0x\(hex(a.bus, 2))' slot='0x\(hex(a.slot, 2))' function='0x\(a.function)'/>"

@@ -161,7 +161,7 @@ public struct ManifestDecoder {
     }
 
     /// The keys that name what a device entry is; exactly one per entry.
-    static let deviceKinds = ["pci", "usb", "mdev"]
+    static let deviceKinds = ["pci", "usb", "mdev", "scsi"]
 
     mutating func decodeClaim(_ node: YAMLNode, vm: String, mdevOrdinals: inout [String: Int]) -> DeviceClaim? {
         guard let fields = mapping(node, "a device", keys: Self.deviceKinds + ["group", "force"]) else { return nil }
@@ -182,6 +182,16 @@ public struct ManifestDecoder {
             guard let spec = mdevSpec(mdev, vm: vm, ordinals: &mdevOrdinals) else { return nil }
             return DeviceClaim(.mdev(spec), location: location(node))
         }
+        if let scsi = fields["scsi"] {
+            for key in ["group", "force"] {
+                if let extra = fields[key] {
+                    report(extra, "'\(key)' does not apply to a SCSI device",
+                        hint: key == "force" ? "a SCSI device the host uses is never passed to a VM; remove it" : "a SCSI device has no IOMMU group; remove it")
+                }
+            }
+            guard let selector = scsiSelector(scsi) else { return nil }
+            return DeviceClaim(selector, location: location(node))
+        }
         switch (fields["pci"], fields["usb"]) {
         case (let pci?, nil):
             guard let selector = pciSelector(pci) else { return nil }
@@ -193,12 +203,41 @@ public struct ManifestDecoder {
             guard let selector = usbSelector(usb) else { return nil }
             return DeviceClaim(selector, group: group, force: force, location: location(node))
         case (nil, nil):
-            report(node, "device without 'pci', 'usb' or 'mdev'",
+            report(node, "device without 'pci', 'usb', 'mdev' or 'scsi'",
                 hint: "write pci: \"0000:01:00.0\", usb: {vendor: \"046d\", product: \"c52b\"} or mdev: {parent: \"0000:00:02.0\", type: \"i915-GVTg_V5_4\"}")
         case (_?, _?):
             break  // reported above
         }
         return nil
+    }
+
+    /// `scsi: {host: 1, bus: 0, target: 0, unit: 0}` or `scsi: "/dev/disk/by-id/…"`.
+    mutating func scsiSelector(_ node: YAMLNode) -> DeviceSelector? {
+        if case .scalar = node {
+            guard let path = string(node, "scsi", example: "scsi: \"/dev/disk/by-id/wwn-0x5000c500a1b2c3d4\"") else { return nil }
+            guard path.hasPrefix("/dev/"), !path.contains("/../"), !path.hasSuffix("/.."), !path.unicodeScalars.contains(where: isControl) else {
+                report(node, "'\(printable(path))' is not a device path",
+                    hint: "name the disk by a stable /dev path, e.g. \"/dev/disk/by-id/wwn-0x5000c500a1b2c3d4\", or by {host, bus, target, unit} as lsscsi shows")
+                return nil
+            }
+            return .scsiPath(path)
+        }
+        guard let fields = mapping(node, "scsi", keys: ["host", "bus", "target", "unit"]) else { return nil }
+        var numbers: [Int] = []
+        for key in ["host", "bus", "target", "unit"] {
+            guard let value = fields[key] else {
+                report(node, "scsi needs host, bus, target and unit",
+                    hint: "e.g. scsi: {host: 1, bus: 0, target: 0, unit: 0} (lsscsi shows [H:B:T:L]), or a /dev/disk/by-id path")
+                return nil
+            }
+            guard let number = integer(value, key) else { return nil }
+            guard (0...Self.maximumCount).contains(number) else {
+                report(value, "\(key) must be 0 to \(Self.maximumCount), not \(number)")
+                return nil
+            }
+            numbers.append(number)
+        }
+        return .scsi(SCSIAddress(host: numbers[0], bus: numbers[1], target: numbers[2], unit: numbers[3]))
     }
 
     /// `mdev: {parent: "0000:00:02.0", type: "i915-GVTg_V5_4", uuid: "…"}`;
@@ -381,7 +420,7 @@ public struct ManifestDecoder {
         return fields
     }
 
-    /// A mapping's known keys and their values: at most five, so a list
+    /// A mapping's known keys and their values: at most eight, so a list
     /// searched in order (a dictionary per mapping cost more than the rest
     /// of a large manifest's decoding).
     struct Fields {
