@@ -103,6 +103,7 @@ public struct Controller {
                 guard let group = MediatedDeviceControl(root: root).iommuGroup(uuid) else { return [] }
                 return VFIOHolders(root: root).holders(ofGroup: group).map(\.description)
             },
+            scsiHostUses: { scanner.storageUses(ofSCSI: $0) },
             afterStep: afterStep, shouldStop: shouldStop)
     }
 

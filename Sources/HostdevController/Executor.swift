@@ -46,6 +46,9 @@ public struct Executor {
     /// The same for a mediated device, by UUID: removing one a process
     /// holds open blocks in the kernel too.
     public var mdevHolders: (String) -> [String]
+    /// The host's uses of a SCSI device's disks, read now: checked right
+    /// before the device is added to a domain.
+    public var scsiHostUses: (SCSIAddress) -> [HostUse]
     /// Called after each step: where `apply` prints progress and the daemon logs.
     public var afterStep: (Int, Step, StepOutcome) -> Void
     /// Asked before each step: true stops the run there (SIGTERM finishes
@@ -57,6 +60,7 @@ public struct Executor {
         hostUses: @escaping (PCIAddress) -> [HostUse] = { _ in [] },
         groupHolders: @escaping (PCIAddress) -> [String] = { _ in [] },
         mdevHolders: @escaping (String) -> [String] = { _ in [] },
+        scsiHostUses: @escaping (SCSIAddress) -> [HostUse] = { _ in [] },
         afterStep: @escaping (Int, Step, StepOutcome) -> Void = { _, _, _ in }, shouldStop: @escaping () -> Bool = { false }
     ) {
         self.drivers = drivers
@@ -66,6 +70,7 @@ public struct Executor {
         self.hostUses = hostUses
         self.groupHolders = groupHolders
         self.mdevHolders = mdevHolders
+        self.scsiHostUses = scsiHostUses
         self.afterStep = afterStep
         self.shouldStop = shouldStop
     }
@@ -211,6 +216,16 @@ public struct Executor {
     /// One domain edit, through libvirt, with no lock held.
     func edit(_ action: Action) -> StepOutcome {
         guard let domains else { return .failed("libvirt is not connected; the domain was not changed") }
+        switch action {
+        case .attachConfig(_, let entry), .attachLive(_, let entry):
+            if case .scsi(let address) = entry.source {
+                let uses = scsiHostUses(address)
+                if !uses.isEmpty {
+                    return .failed("\(address) is needed by the host now: \(uses.map(\.reason).joined(separator: "; ")); not given to a VM")
+                }
+            }
+        default: break
+        }
         do {
             switch action {
             case .attachConfig(let vm, let entry): try domains.attach(entry, to: vm, live: false)
