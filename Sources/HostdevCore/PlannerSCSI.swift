@@ -4,17 +4,26 @@ extension Planning {
     /// one the host uses — mounted, swap, a pool member, or beneath any of
     /// these — nor one another running VM holds.
     mutating func planSCSI() {
-        for (vm, selector) in scsiClaims {
+        let resolved = scsiClaims.map { (vm: $0.vm, selector: $0.selector, address: resolveSCSI($0.selector)) }
+        // One device named twice (by address and by a path, say) for two VMs: both blocked.
+        var vmsOfAddress: [SCSIAddress: Set<String>] = [:]
+        for claim in resolved { if case .success(let address) = claim.address { vmsOfAddress[address, default: []].insert(claim.vm) } }
+        for (vm, selector, resolution) in resolved {
             let key = selector.description
             keysOfVM[vm, default: []].insert(key)
             let address: SCSIAddress
-            switch resolveSCSI(selector) {
+            switch resolution {
             case .failure(let why):
                 deviceConditions[key] = why.condition
                 continue
             case .success(let found): address = found
             }
             let entry = HostdevEntry.ours(.scsi(address))
+            if let vms = vmsOfAddress[address], vms.count > 1 {
+                frozenSources.insert(entry.source)
+                block(key, "\(address) is claimed by more than one VM (\(vms.sorted().joined(separator: ", "))); a device belongs to one VM")
+                continue
+            }
             if let use = scsiHostUse(address) {
                 frozenSources.insert(entry.source)
                 block(key, "\(address) is needed by the host: \(use.reason); a SCSI device the host uses is never passed to a VM")

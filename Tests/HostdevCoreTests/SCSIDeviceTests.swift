@@ -71,6 +71,14 @@ func scsiHost(domains: [DomainState]? = nil, diskLinks: [String: String] = [:]) 
         #expect(result.devices[selector.description] == condition)
     }
 
+    /// Named by address for one VM and by path for another: both blocked.
+    @Test func oneDiskClaimedTwiceBlocksBoth() {
+        let result = plan([binding("win11", DeviceClaim(.scsi(spareDisk))), binding("ci", DeviceClaim(.scsiPath("/dev/sdb")))], scsiHost())
+        #expect(!result.steps.contains { if case .attachConfig(_, let e) = $0.action { e.source == .scsi(spareDisk) } else { false } })
+        let why = "1:0:0:0 is claimed by more than one VM (ci, win11); a device belongs to one VM"
+        #expect(result.devices["scsi 1:0:0:0"] == .blocked(why) && result.devices["scsi /dev/sdb"] == .blocked(why))
+    }
+
     @Test func anotherRunningVMsDeviceIsRefused() {
         let ci = DomainState(name: "ci", state: .running, liveHostdevs: [HostdevEntry(source: .scsi(spareDisk))])
         let result = plan([binding("win11", DeviceClaim(.scsi(spareDisk)))], scsiHost(domains: [DomainState(name: "win11", state: .shutoff), ci]))
