@@ -225,3 +225,20 @@ private var vgpuUUID: String { MdevSpec.derivedUUID(vm: "win11", parent: igpu, t
         #expect(inventory.device(at: igpu)?.pci?.mdevTypes == Self.expected)
     }
 }
+
+/// libvirt's hook for a VM runs that VM's creates and removes (sysfs under
+/// the lock, no libvirt call), never another VM's nor a domain edit.
+@Suite struct MediatedDeviceHookScopeTests {
+    @Test func theHookRunsItsOwnVMsCreatesAndRemoves() {
+        let mine = MdevSpec(uuid: "4b20d080-1b54-4048-85b3-a6a62d165c01", parent: igpu, type: gvt4)
+        let other = MdevSpec(uuid: "5b20d080-1b54-4048-85b3-a6a62d165c01", parent: igpu, type: gvt4)
+        let ledger = Ledger(mdevs: [mine.uuid: .init(parent: igpu, type: gvt4, vm: "win11"), other.uuid: .init(parent: igpu, type: gvt4, vm: "ci")])
+        let plan = Plan(steps: [
+            Step(.removeMdev(mine, destroy: true), reason: ""), Step(.removeMdev(other, destroy: true), reason: ""),
+            Step(.createMdev(mine, vm: "win11"), reason: ""), Step(.createMdev(other, vm: "ci"), reason: ""),
+            Step(.attachConfig(vm: "win11", .ours(.mdev(mine.uuid))), reason: ""),
+        ])
+        let scoped = Controller.steps(of: plan, in: .hook(vm: "win11"), ledger: ledger).steps.map(\.action)
+        #expect(scoped == [.removeMdev(mine, destroy: true), .createMdev(mine, vm: "win11")])
+    }
+}
