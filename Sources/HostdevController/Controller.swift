@@ -48,6 +48,8 @@ public struct Controller {
                 switch step.action {
                 case .bind(_, _, let owner): return owner == vm
                 case .restore(let address, _): return ledger.devices[address]?.vm == vm
+                case .createMdev(_, let owner): return owner == vm
+                case .removeMdev(let spec, _): return ledger.mdevs[spec.uuid]?.vm == vm
                 default: return false
                 }
             }
@@ -73,6 +75,8 @@ public struct Controller {
             inventory: inventory, domains: [DomainState(name: vm, state: active ? .running : .shutoff, active: active)],
             hostUses: observer.hostUses(inventory), coverage: .hook(vm))
         observed.vfioLoaded = observer.vfioLoaded()
+        observed.mediated = observer.mediatedDevices()
+        observed.diskLinks = observer.diskLinks()
         return observed
     }
 
@@ -95,6 +99,11 @@ public struct Controller {
                 guard let group = root.linkName("/sys/bus/pci/devices/\(address)/iommu_group").flatMap({ Int($0) }) else { return [] }
                 return VFIOHolders(root: root).holders(ofGroup: group).map(\.description)
             },
+            mdevHolders: { uuid in
+                guard let group = MediatedDeviceControl(root: root).iommuGroup(uuid) else { return [] }
+                return VFIOHolders(root: root).holders(ofGroup: group).map(\.description)
+            },
+            scsiHostUses: { scanner.storageUses(ofSCSI: $0) },
             afterStep: afterStep, shouldStop: shouldStop)
     }
 

@@ -25,6 +25,8 @@ public struct Executor {
     public let drivers: PCIDriverControl
     /// The host console's side of single-GPU passthrough, over the same writer.
     public var consoles: ConsoleControl { ConsoleControl(root: drivers.root, writer: drivers.writer) }
+    /// Mediated devices' create and remove, over the same writer.
+    public var mdevs: MediatedDeviceControl { MediatedDeviceControl(root: drivers.root, writer: drivers.writer) }
     public let domains: (any DomainEditor)?
     public let store: LedgerStore
     /// How long a driver move waits for the state lock (nil: as long as it takes).
@@ -35,6 +37,12 @@ public struct Executor {
     /// unbinding vfio-pci from a held device blocks in the kernel until they
     /// let go, so such a release is refused instead.
     public var groupHolders: (PCIAddress) -> [String]
+    /// The same for a mediated device, by UUID: removing one a process
+    /// holds open blocks in the kernel too.
+    public var mdevHolders: (String) -> [String]
+    /// The host's uses of a SCSI device's disks, read now: checked right
+    /// before the device is added to a domain.
+    public var scsiHostUses: (SCSIAddress) -> [HostUse]
     /// Called after each step: where `apply` prints progress and the daemon logs.
     public var afterStep: (Int, Step, StepOutcome) -> Void
     /// Asked before each step: true stops the run there (SIGTERM finishes
@@ -45,6 +53,8 @@ public struct Executor {
         drivers: PCIDriverControl, domains: (any DomainEditor)?, store: LedgerStore, lockTimeout: Duration? = nil,
         hostUses: @escaping (PCIAddress) -> [HostUse] = { _ in [] },
         groupHolders: @escaping (PCIAddress) -> [String] = { _ in [] },
+        mdevHolders: @escaping (String) -> [String] = { _ in [] },
+        scsiHostUses: @escaping (SCSIAddress) -> [HostUse] = { _ in [] },
         afterStep: @escaping (Int, Step, StepOutcome) -> Void = { _, _, _ in }, shouldStop: @escaping () -> Bool = { false }
     ) {
         self.drivers = drivers
@@ -53,6 +63,8 @@ public struct Executor {
         self.lockTimeout = lockTimeout
         self.hostUses = hostUses
         self.groupHolders = groupHolders
+        self.mdevHolders = mdevHolders
+        self.scsiHostUses = scsiHostUses
         self.afterStep = afterStep
         self.shouldStop = shouldStop
     }
@@ -91,6 +103,11 @@ public struct Executor {
             // still knows which driver to give back.
             ledger.devices[address] = Ledger.Entry(originalDriver: drivers.driver(of: address), vm: vm)
         }
+        if case .createMdev(let spec, let vm) = action, ledger.mdevs[spec.uuid] == nil {
+            // Recorded before the create: after a crash between the two,
+            // the ledger still knows the device is hostdevd's to remove.
+            ledger.mdevs[spec.uuid] = Ledger.MdevEntry(parent: spec.parent, type: spec.type, vm: vm)
+        }
         if case .releaseConsole(let gpu) = action, ledger.consoles[gpu] == nil {
             // What will be unbound, recorded first for the same reason.
             ledger.consoles[gpu] = consoles.handover(of: gpu)
@@ -108,6 +125,10 @@ public struct Executor {
             {
                 // The bind rolled back to the original driver: nothing to give back.
                 ledger.devices[address] = nil
+            }
+            if case .createMdev(let spec, _) = action, !mdevs.exists(spec.uuid) {
+                // Nothing was created: nothing to remove.
+                ledger.mdevs[spec.uuid] = nil
             }
         }
         ledger.intent = nil
@@ -137,6 +158,25 @@ public struct Executor {
                 return .failed(
                     "\(address)'s VFIO group is held open by \(holders.joined(separator: ", ")); unbinding it would block until they let go, so it is not released now")
             }
+        case .createMdev(let spec, _):
+            if let existing = mdevs.instance(spec.uuid) {
+                guard existing.parent == spec.parent, existing.type == spec.type else {
+                    return .failed("\(spec.uuid) now exists as \(existing.type) on \(existing.parent); not created")
+                }
+                return .skipped("\(spec) already exists")
+            }
+            guard drivers.exists(spec.parent) else { return .failed("its parent \(spec.parent) is no longer present") }
+            guard let left = mdevs.availableInstances(spec.type, of: spec.parent) else {
+                return .failed("\(spec.parent) no longer offers \(spec.type) (is its host driver still bound?)")
+            }
+            if left <= 0 { return .failed("\(spec.parent) has no instances of \(spec.type) left now; not created") }
+        case .removeMdev(let spec, let destroy):
+            guard destroy, mdevs.exists(spec.uuid) else { return nil }
+            let holders = mdevHolders(spec.uuid)
+            if !holders.isEmpty {
+                return .failed(
+                    "\(spec.uuid)'s VFIO group is held open by \(holders.joined(separator: ", ")); removing it would block until they let go, so it is not removed now")
+            }
         case .setNumVFs, .releaseConsole, .restoreConsole, .attachConfig, .detachConfig, .attachLive, .detachLive: break
         }
         return nil
@@ -158,6 +198,11 @@ public struct Executor {
         case .restoreConsole(let gpu):
             if let handover = ledger.consoles[gpu] { try consoles.restoreConsole(handover) }
             ledger.consoles[gpu] = nil
+        case .createMdev(let spec, _):
+            try mdevs.create(spec)
+        case .removeMdev(let spec, let destroy):
+            if destroy { try mdevs.remove(spec.uuid) }
+            ledger.mdevs[spec.uuid] = nil
         case .attachConfig, .detachConfig, .attachLive, .detachLive:
             preconditionFailure("domain edits are not driver moves")
         }
@@ -166,13 +211,24 @@ public struct Executor {
     /// One domain edit, through libvirt, with no lock held.
     func edit(_ action: Action) -> StepOutcome {
         guard let domains else { return .failed("libvirt is not connected; the domain was not changed") }
+        switch action {
+        case .attachConfig(_, let entry), .attachLive(_, let entry):
+            if case .scsi(let address) = entry.source {
+                let uses = scsiHostUses(address)
+                if !uses.isEmpty {
+                    return .failed("\(address) is needed by the host now: \(uses.map(\.reason).joined(separator: "; ")); not given to a VM")
+                }
+            }
+        default: break
+        }
         do {
             switch action {
             case .attachConfig(let vm, let entry): try domains.attach(entry, to: vm, live: false)
             case .detachConfig(let vm, let entry): try domains.detach(entry, from: vm, live: false)
             case .attachLive(let vm, let entry): try domains.attach(entry, to: vm, live: true)
             case .detachLive(let vm, let entry): try domains.detach(entry, from: vm, live: true)
-            case .bind, .restore, .setNumVFs, .releaseConsole, .restoreConsole: preconditionFailure("driver moves are not domain edits")
+            case .bind, .restore, .setNumVFs, .releaseConsole, .restoreConsole, .createMdev, .removeMdev:
+                preconditionFailure("driver moves are not domain edits")
             }
             return .done
         } catch {

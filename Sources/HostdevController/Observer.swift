@@ -36,8 +36,17 @@ public struct Observer {
         if case .unreachable(let why) = coverage { warn("warning: libvirt unreachable: \(why); nothing that depends on a VM's state is planned") }
         var observed = ObservedHost(inventory: inventory, domains: domains, hostUses: hostUses(inventory), coverage: coverage)
         observed.vfioLoaded = vfioLoaded()
+        observed.mediated = mediatedDevices()
+        observed.diskLinks = diskLinks()
         return observed
     }
+
+    /// Stable disk names (`/dev/disk/by-id/…`) and the block devices they name now.
+    public func diskLinks() -> [String: String] { DiskLinks(root: sources.sysfsRoot).read() }
+
+    /// Mediated-device parents, types and devices, read afresh: the
+    /// instances left change with every create.
+    public func mediatedDevices() -> MediatedDevices { MediatedDeviceControl(root: sources.sysfsRoot).read() }
 
     /// Whether the vfio-pci driver is registered (`/sys/bus/pci/drivers/vfio-pci`).
     public func vfioLoaded() -> Bool { sources.sysfsRoot.directory("/sys/bus/pci/drivers/vfio-pci") != nil }

@@ -123,6 +123,8 @@ public final class Reconciler: @unchecked Sendable {
             if libvirtMissing { connection = nil }
             cache!.hostUses = observer.hostUses(cache!.inventory)
             cache!.vfioLoaded = observer.vfioLoaded()
+            cache!.mediated = observer.mediatedDevices()
+            cache!.diskLinks = observer.diskLinks()
             let ledger = try store.load()
             clock.lap("observe")
             var plan = Planner.plan(manifest: manifest, observed: cache!, ledger: ledger, backoff: backoff, now: now())
@@ -267,6 +269,9 @@ public final class Reconciler: @unchecked Sendable {
                 if let devpath = reader.devpath(of: address) { keys.insert(.device(subsystem: "pci", devpath: devpath)) }
                 // A VF count change adds and removes devices: re-read everything.
                 if case .setNumVFs = step.action { keys.insert(.all) }
+            case .createMdev(let spec, _), .removeMdev(let spec, _):
+                // The parent's instances left changed.
+                if let devpath = reader.devpath(of: spec.parent) { keys.insert(.device(subsystem: "pci", devpath: devpath)) }
             case .attachConfig(let vm, _), .detachConfig(let vm, _), .attachLive(let vm, _), .detachLive(let vm, _):
                 keys.insert(.vm(vm))
             }

@@ -7,7 +7,8 @@
 ///   digits each), `usb 3:2` when named by bus:device number (decimal), as
 ///   the manifest and the domain's `<hostdev>` name it. A USB device has no
 ///   single stable name: its bus:device numbers change on every replug, and
-///   two receivers of one model share an ID.
+///   two receivers of one model share an ID;
+/// - a mediated device: `mdev UUID`; a SCSI device: `scsi H:B:T:L`.
 ///
 /// The kind comes first because the bare forms collide (`10de:1b80` is a
 /// USB ID, `01:00.0` a short PCI address). Input is forgiving: `describe`
@@ -21,6 +22,8 @@ public enum DeviceIdentifier {
         case .pci(let address): return pci(address)
         case .usbID(let vendor, let product): return "usb \(hex(vendor, 4)):\(hex(product, 4))"
         case .usbAddress(let bus, let device): return "usb \(bus):\(device)"
+        case .mdev(let uuid): return "mdev \(uuid)"
+        case .scsi(let address): return "scsi \(address)"
         }
     }
 

@@ -42,6 +42,8 @@ extension Action {
         case .setNumVFs: return "setNumVFs"
         case .releaseConsole: return "releaseConsole"
         case .restoreConsole: return "restoreConsole"
+        case .createMdev: return "createMdev"
+        case .removeMdev: return "removeMdev"
         }
     }
 
@@ -52,6 +54,7 @@ extension Action {
         case .bind(let a, _, _), .restore(let a, _), .releaseConsole(let a), .restoreConsole(let a), .setNumVFs(let a, _):
             return DeviceIdentifier.pci(a)
         case .attachConfig(_, let e), .detachConfig(_, let e), .attachLive(_, let e), .detachLive(_, let e): return e.description
+        case .createMdev(let spec, _), .removeMdev(let spec, _): return DeviceIdentifier.source(.mdev(spec.uuid))
         }
     }
 }
@@ -109,6 +112,7 @@ extension Action {
         case .attachConfig(_, let e), .detachConfig(_, let e), .attachLive(_, let e), .detachLive(_, let e):
             if case .pci(let a) = e.source { return a }
             return nil
+        case .createMdev, .removeMdev: return nil
         }
     }
 }

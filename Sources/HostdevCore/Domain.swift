@@ -4,6 +4,10 @@ public struct HostdevEntry: Sendable, Hashable, Codable, CustomStringConvertible
         case pci(PCIAddress)
         case usbID(vendor: UInt16, product: UInt16)
         case usbAddress(bus: Int, device: Int)
+        /// A mediated device, by UUID (`<hostdev type='mdev'>`).
+        case mdev(String)
+        /// A SCSI device (`<hostdev type='scsi'>`), by adapter and address.
+        case scsi(SCSIAddress)
     }
 
     public var source: Source
@@ -39,6 +43,8 @@ extension HostdevEntry.Source {
         case .pci(let a): return "pci-\(hex(a.domain, 4))-\(hex(a.bus, 2))-\(hex(a.slot, 2))-\(a.function)"
         case .usbID(let v, let p): return "usb-\(hex(v, 4))-\(hex(p, 4))"
         case .usbAddress(let bus, let device): return "usb-\(bus)-\(device)"
+        case .mdev(let uuid): return "mdev-\(uuid)"
+        case .scsi(let a): return "scsi-\(a.host)-\(a.bus)-\(a.target)-\(a.unit)"
         }
     }
 }
@@ -170,6 +176,12 @@ public struct ObservedHost: Sendable, Equatable, Codable {
     /// Whether the vfio-pci driver is loaded (nil: not observed, as in old
     /// snapshots). Without it no bind can succeed: the plan says so first.
     public var vfioLoaded: Bool?
+    /// Mediated-device parents, types and devices, read on this pass (nil:
+    /// not observed, as in old snapshots: no mdev is created or removed).
+    public var mediated: MediatedDevices?
+    /// `/dev/disk/by-id/…` and `/dev/disk/by-path/…` names, each with the
+    /// block device it names (`sdb`), read on this pass (nil: not observed).
+    public var diskLinks: [String: String]?
 
     public init(inventory: Inventory, domains: [DomainState] = [], hostUses: [HostUse] = [], coverage: DomainCoverage = .all) {
         self.inventory = inventory
@@ -193,7 +205,7 @@ public struct ObservedHost: Sendable, Equatable, Codable {
         return coverage == .all ? false : nil
     }
 
-    enum CodingKeys: String, CodingKey { case inventory, domains, hostUses, coverage, libvirtReachable, vfioLoaded }
+    enum CodingKeys: String, CodingKey { case inventory, domains, hostUses, coverage, libvirtReachable, vfioLoaded, mediated, diskLinks }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -207,6 +219,8 @@ public struct ObservedHost: Sendable, Equatable, Codable {
             domains: try c.decodeIfPresent([DomainState].self, forKey: .domains) ?? [],
             hostUses: try c.decodeIfPresent([HostUse].self, forKey: .hostUses) ?? [], coverage: coverage ?? .all)
         vfioLoaded = try c.decodeIfPresent(Bool.self, forKey: .vfioLoaded)
+        mediated = try c.decodeIfPresent(MediatedDevices.self, forKey: .mediated)
+        diskLinks = try c.decodeIfPresent([String: String].self, forKey: .diskLinks)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -216,5 +230,7 @@ public struct ObservedHost: Sendable, Equatable, Codable {
         try c.encode(hostUses, forKey: .hostUses)
         try c.encode(coverage, forKey: .coverage)
         try c.encodeIfPresent(vfioLoaded, forKey: .vfioLoaded)
+        try c.encodeIfPresent(mediated, forKey: .mediated)
+        try c.encodeIfPresent(diskLinks, forKey: .diskLinks)
     }
 }

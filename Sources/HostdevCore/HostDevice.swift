@@ -135,28 +135,6 @@ public struct PCIFunction: Sendable, Equatable, Codable {
     public static let bridgeSubclasses: Set<UInt32> = [0x0604, 0x0607, 0x0609]
 }
 
-/// One mediated device type a parent offers (`mdev_supported_types/TYPE`).
-public struct MdevType: Sendable, Equatable, Codable {
-    /// Its directory name (`nvidia-22`, `i915-GVTg_V5_4`).
-    public var id: String
-    /// `name`, where the driver gives one (`GRID M60-8Q`).
-    public var name: String?
-    /// `description`, as the driver writes it.
-    public var description: String?
-    /// How many more can be created now (`available_instances`).
-    public var availableInstances: Int?
-    /// `vfio-pci`, `vfio-ccw`, `vfio-ap`: what the device looks like to QEMU.
-    public var deviceAPI: String?
-
-    public init(id: String, name: String? = nil, description: String? = nil, availableInstances: Int? = nil, deviceAPI: String? = nil) {
-        self.id = id
-        self.name = name
-        self.description = description
-        self.availableInstances = availableInstances
-        self.deviceAPI = deviceAPI
-    }
-}
-
 public struct SRIOV: Sendable, Equatable, Codable {
     public var totalVFs: Int
     public var numVFs: Int

@@ -145,6 +145,10 @@ public struct InventoryReport: Sendable {
             if let sriov = pci.sriov { facts.append("vfs=\(sriov.numVFs)/\(sriov.totalVFs)") }
             if let pf = pci.physicalFunction { facts.append("physfn=\(pf)") }
             if pci.bootVGA == true { facts.append("boot_vga") }
+            if let types = pci.mdevTypes, !types.isEmpty {
+                // TYPE:N, N the instances that can still be created.
+                facts.append("mdev_types=" + types.map { "\($0.id):\($0.availableInstances.map(String.init) ?? "?")" }.joined(separator: ","))
+            }
         }
         if let usb = device.usb, let bus = usb.bus, let dev = usb.device { facts.append("bus=\(bus) device=\(dev)") }
         if let net = device.net { facts.append("interface=\(net.interface)") }
@@ -212,6 +216,16 @@ public struct InventoryReport: Sendable {
             if let bootVGA = pci.bootVGA { p.append(("boot_vga", .bool(bootVGA))) }
             p.append(("bridge", .bool(pci.isBridge)))
             add("numa_node", pci.numaNode.map(String.init))
+            if let types = pci.mdevTypes, !types.isEmpty {
+                p.append(("mdev_types", .array(types.map { type in
+                    var t: [(String, JSONText)] = [("type", .string(type.id))]
+                    if let name = type.name { t.append(("name", .string(name))) }
+                    if let description = type.description { t.append(("description", .string(description))) }
+                    if let left = type.availableInstances { t.append(("available_instances", .number(left))) }
+                    if let api = type.deviceAPI { t.append(("device_api", .string(api))) }
+                    return .object(t)
+                })))
+            }
         }
         if let usb = device.usb {
             add("bus", number: usb.bus)

@@ -29,19 +29,36 @@ public struct Ledger: Sendable, Equatable, Codable {
     /// Consoles handed over for single-GPU passthrough, by GPU: exactly what
     /// was unbound, so that releasing the GPU binds exactly that again.
     public var consoles: [PCIAddress: ConsoleHandover]
+    /// Mediated devices this tool created, by UUID: removed again when no
+    /// binding claims them (recorded before the create, so a crash between
+    /// the two still knows the device is its own).
+    public var mdevs: [String: MdevEntry]
+
+    public struct MdevEntry: Sendable, Equatable, Codable {
+        public var parent: PCIAddress
+        public var type: String
+        public var vm: String?
+
+        public init(parent: PCIAddress, type: String, vm: String?) {
+            self.parent = parent
+            self.type = type
+            self.vm = vm
+        }
+    }
 
     public init(
         devices: [PCIAddress: Entry] = [:], intent: Action? = nil, released: [PCIAddress: String] = [:], liveVMs: Set<String> = [],
-        consoles: [PCIAddress: ConsoleHandover] = [:]
+        consoles: [PCIAddress: ConsoleHandover] = [:], mdevs: [String: MdevEntry] = [:]
     ) {
         self.devices = devices
         self.intent = intent
         self.released = released
         self.liveVMs = liveVMs
         self.consoles = consoles
+        self.mdevs = mdevs
     }
 
-    enum CodingKeys: String, CodingKey { case devices, intent, released, liveVMs, consoles }
+    enum CodingKeys: String, CodingKey { case devices, intent, released, liveVMs, consoles, mdevs }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -50,5 +67,6 @@ public struct Ledger: Sendable, Equatable, Codable {
         released = try container.decodeIfPresent([PCIAddress: String].self, forKey: .released) ?? [:]
         liveVMs = try container.decodeIfPresent(Set<String>.self, forKey: .liveVMs) ?? []
         consoles = try container.decodeIfPresent([PCIAddress: ConsoleHandover].self, forKey: .consoles) ?? [:]
+        mdevs = try container.decodeIfPresent([String: MdevEntry].self, forKey: .mdevs) ?? [:]
     }
 }

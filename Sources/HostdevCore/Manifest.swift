@@ -123,6 +123,12 @@ public enum DeviceSelector: Sendable, Hashable, CustomStringConvertible {
     case pciID(vendor: UInt16, device: UInt16, index: Int?)
     case usbID(vendor: UInt16, product: UInt16, index: Int?)
     case usbAddress(bus: Int, device: Int)
+    /// A mediated device to create on a parent (its UUID given or derived).
+    case mdev(MdevSpec)
+    /// A SCSI device by `H:B:T:L`.
+    case scsi(SCSIAddress)
+    /// A SCSI device by a stable `/dev` name (`/dev/disk/by-id/…`).
+    case scsiPath(String)
 
     public var description: String {
         switch self {
@@ -130,13 +136,16 @@ public enum DeviceSelector: Sendable, Hashable, CustomStringConvertible {
         case .pciID(let v, let d, let i): return "pci \(hex(v, 4)):\(hex(d, 4))" + (i.map { " index \($0)" } ?? "")
         case .usbID(let v, let p, let i): return "usb \(hex(v, 4)):\(hex(p, 4))" + (i.map { " index \($0)" } ?? "")
         case .usbAddress(let bus, let device): return "usb bus \(bus) device \(device)"
+        case .mdev(let spec): return spec.description
+        case .scsi(let address): return "scsi \(address)"
+        case .scsiPath(let path): return "scsi \(path)"
         }
     }
 
     public var isUSB: Bool {
         switch self {
         case .usbID, .usbAddress: return true
-        case .pci, .pciID: return false
+        case .pci, .pciID, .mdev, .scsi, .scsiPath: return false
         }
     }
 }

@@ -15,12 +15,19 @@ public enum Action: Sendable, Equatable, Codable {
     case releaseConsole(PCIAddress)
     /// The reverse, after the GPU is back on its host driver.
     case restoreConsole(PCIAddress)
+    /// Create a mediated device on its parent (sysfs `create`) for `vm`.
+    case createMdev(MdevSpec, vm: String)
+    /// Remove a mediated device this tool created (sysfs `remove`) and
+    /// forget it; `destroy: false` only forgets it (it is gone, or mdevctl
+    /// now defines it: the host's own).
+    case removeMdev(MdevSpec, destroy: Bool)
 
     /// `+`, `-` or `~`, as `terraform plan` marks additions, removals, changes.
     public var symbol: String {
         switch self {
-        case .bind, .attachConfig, .attachLive: return "+"
+        case .bind, .attachConfig, .attachLive, .createMdev: return "+"
         case .restore, .detachConfig, .detachLive: return "-"
+        case .removeMdev(_, let destroy): return destroy ? "-" : "~"
         case .setNumVFs, .releaseConsole, .restoreConsole: return "~"
         }
     }
@@ -36,6 +43,9 @@ public enum Action: Sendable, Equatable, Codable {
         case .setNumVFs(let pf, let n): return "set \(pf) sriov_numvfs to \(n)"
         case .releaseConsole(let gpu): return "hand the host console on \(gpu) over (unbind its virtual consoles and firmware framebuffer)"
         case .restoreConsole(let gpu): return "give the host console back to \(gpu)"
+        case .createMdev(let spec, let vm): return "create \(spec) (\(spec.type) on \(spec.parent)) for \(vm)"
+        case .removeMdev(let spec, let destroy):
+            return destroy ? "remove \(spec) (\(spec.type) on \(spec.parent))" : "forget \(spec) (left on the host)"
         }
     }
 }
@@ -48,23 +58,26 @@ extension Action {
         case .bind(let a, _, _), .restore(let a, _), .releaseConsole(let a), .restoreConsole(let a): return DeviceIdentifier.pci(a)
         case .attachConfig(_, let e), .detachConfig(_, let e), .attachLive(_, let e), .detachLive(_, let e): return e.description
         case .setNumVFs(let pf, _): return "sriov \(pf)"
+        case .createMdev(let spec, _), .removeMdev(let spec, _): return spec.description
         }
     }
 
     /// The VM a step concerns, if any.
     public var vm: String? {
         switch self {
-        case .bind(_, _, let vm), .attachConfig(let vm, _), .detachConfig(let vm, _), .attachLive(let vm, _), .detachLive(let vm, _):
+        case .bind(_, _, let vm), .attachConfig(let vm, _), .detachConfig(let vm, _), .attachLive(let vm, _), .detachLive(let vm, _),
+            .createMdev(_, let vm):
             return vm
-        case .restore, .setNumVFs, .releaseConsole, .restoreConsole: return nil
+        case .restore, .setNumVFs, .releaseConsole, .restoreConsole, .removeMdev: return nil
         }
     }
 
-    /// Moves a device between drivers (sysfs, under the state lock), as
-    /// opposed to editing a domain (libvirt, never under the lock).
+    /// Moves a device between drivers or creates or removes one (sysfs,
+    /// under the state lock), as opposed to editing a domain (libvirt,
+    /// never under the lock).
     public var movesDriver: Bool {
         switch self {
-        case .bind, .restore, .setNumVFs, .releaseConsole, .restoreConsole: return true
+        case .bind, .restore, .setNumVFs, .releaseConsole, .restoreConsole, .createMdev, .removeMdev: return true
         case .attachConfig, .detachConfig, .attachLive, .detachLive: return false
         }
     }

@@ -45,8 +45,18 @@ struct Planning {
     var notes: [String] = []
     /// PCI ownership after conflicts and safety: what the plan acts on.
     var owned: [PCIAddress: Ownership] = [:]
-    /// USB devices to attach, per VM.
+    /// USB and mediated devices to attach, per VM.
     var usbEntries: [String: [HostdevEntry]] = [:]
+    /// SCSI devices the manifest asks for, in manifest order.
+    var scsiClaims: [(vm: String, selector: DeviceSelector)] = []
+    /// Mediated devices the manifest asks for, in manifest order.
+    var mdevClaims: [(vm: String, spec: MdevSpec)] = []
+    /// Every PCI function a binding claims (or takes as a group sibling),
+    /// by VM, before conflicts and safety: a mediated device's parent must
+    /// not be among them.
+    var claimedForPassthrough: [PCIAddress: String] = [:]
+    /// Domain entries left exactly as they are (their claim is blocked).
+    var frozenSources = Set<HostdevEntry.Source>()
     /// Devices left exactly as they are (conflicts, blocked groups).
     var frozen = Set<PCIAddress>()
     /// Every device condition key that concerns a VM's binding.
@@ -115,7 +125,10 @@ struct Planning {
         planReleasesByHand()
         planDrivers()
         planOrphans()
+        planMediatedDevices()
+        planSCSI()
         planDomains()
+        planMdevOrphans()
         planSRIOV()
         giveConsolesBack()
         requireVFIO()
@@ -200,6 +213,10 @@ struct Planning {
                     } else {
                         deviceConditions[key] = .pending("no USB device \(bus):\(number) on this host")
                     }
+                case .mdev(let spec):
+                    mdevClaims.append((binding.vm, spec))
+                case .scsi, .scsiPath:
+                    scsiClaims.append((binding.vm, claim.selector))
                 }
             }
         }
@@ -241,8 +258,10 @@ struct Planning {
                 for member in endpoints(ofGroup: group) { keysOfVM[binding.vm, default: []].insert("pci \(member)") }
             }
             result.append(Ownership(address: address, vm: binding.vm, attach: true, via: address, group: group))
+            claimedForPassthrough[address] = claimedForPassthrough[address] ?? binding.vm
             guard claim.group != .device, let group else { continue }
             for sibling in endpoints(ofGroup: group) where sibling != address {
+                claimedForPassthrough[sibling] = claimedForPassthrough[sibling] ?? binding.vm
                 result.append(Ownership(address: sibling, vm: binding.vm, attach: claim.group == .attach, via: address, group: group))
             }
         }
@@ -500,6 +519,7 @@ struct Planning {
                 }
                 for entry in haveOurs where !want.contains(where: { $0.source == entry.source }) {
                     if case .pci(let address) = entry.source, frozen.contains(address) { continue }
+                    if frozenSources.contains(entry.source) { continue }
                     steps.append(Step(.detachConfig(vm: domain.name, entry), reason: "no longer claimed by \(domain.name)"))
                 }
             }
@@ -513,6 +533,7 @@ struct Planning {
             }
             for entry in liveOurs where !want.contains(where: { $0.source == entry.source }) {
                 if case .pci(let address) = entry.source, frozen.contains(address) { continue }
+                if frozenSources.contains(entry.source) { continue }
                 if case .pci(let address) = entry.source, releasedByHand.contains(address) {
                     steps.append(Step(.detachLive(vm: domain.name, entry), reason: "released by hand (hostdevctl release --force) while \(domain.name) runs"))
                 } else if binding?.live == true || (binding == nil && ledger.liveVMs.contains(domain.name)) {
@@ -630,11 +651,11 @@ struct Planning {
             switch action {
             case .detachLive: return 0
             case .detachConfig: return 1
-            case .restore: return 2
+            case .restore, .removeMdev: return 2
             case .restoreConsole: return 3
             case .setNumVFs: return 4
             case .releaseConsole: return 5
-            case .bind: return 6
+            case .bind, .createMdev: return 6
             case .attachConfig: return 7
             case .attachLive: return 8
             }
@@ -649,10 +670,13 @@ struct Planning {
         var stepsOfVM: [String: Int] = [:]
         for step in steps {
             switch step.action {
-            case .bind(_, _, let vm), .attachConfig(let vm, _), .detachConfig(let vm, _), .attachLive(let vm, _), .detachLive(let vm, _):
+            case .bind(_, _, let vm), .attachConfig(let vm, _), .detachConfig(let vm, _), .attachLive(let vm, _), .detachLive(let vm, _),
+                .createMdev(_, let vm):
                 stepsOfVM[vm, default: 0] += 1
             case .restore(let address, _):
                 if let vm = owned[address]?.vm { stepsOfVM[vm, default: 0] += 1 }
+            case .removeMdev(let spec, _):
+                if let vm = mdevClaims.first(where: { $0.spec.uuid == spec.uuid })?.vm { stepsOfVM[vm, default: 0] += 1 }
             case .setNumVFs, .releaseConsole, .restoreConsole: break
             }
         }

@@ -32,18 +32,18 @@ public enum DomainXML {
                 switch entry.source {
                 case .pci(let address): return VMUse(element: shown, target: .pci(address))
                 case .usbID, .usbAddress: return VMUse(element: shown, target: .usb(entry.source))
+                case .mdev(let uuid): return VMUse(element: shown, target: .mdev(uuid))
+                case .scsi(let address): return VMUse(element: shown, target: .scsiHost(address.adapter))
                 }
             }
             switch type {
             case "scsi":
+                // An iSCSI source or an unusual adapter name: the adapter alone.
                 guard let adapter = src?.child("adapter")?.attributes["name"] else { return nil }
                 return VMUse(element: shown, target: .scsiHost(adapter))
             case "scsi_host":
                 guard let wwpn = src?.attributes["wwpn"] else { return nil }
                 return VMUse(element: shown, target: .vhostSCSI(wwpn))
-            case "mdev":
-                guard let uuid = src?.child("address")?.attributes["uuid"] else { return nil }
-                return VMUse(element: shown, target: .mdev(uuid))
             default: return nil
             }
         case "interface":
@@ -83,17 +83,38 @@ public enum DomainXML {
                 return HostdevEntry(source: .usbAddress(bus: bus, device: device), alias: alias, managed: managed)
             }
             return nil
+        case "scsi":
+            guard src.attributes["protocol"] == nil,
+                let adapter = src.child("adapter")?.attributes["name"], adapter.hasPrefix("scsi_host"),
+                let host = Int(adapter.dropFirst("scsi_host".count)), let address = src.child("address"),
+                let bus = address.attributes["bus"].flatMap(NodeDeviceInventory.integer),
+                let target = address.attributes["target"].flatMap(NodeDeviceInventory.integer),
+                let unit = address.attributes["unit"].flatMap(NodeDeviceInventory.integer)
+            else { return nil }
+            return HostdevEntry(source: .scsi(SCSIAddress(host: host, bus: bus, target: target, unit: unit)), alias: alias, managed: managed)
+        case "mdev":
+            guard let uuid = src.child("address")?.attributes["uuid"] else { return nil }
+            return HostdevEntry(source: .mdev(MdevSpec.normalizedUUID(uuid) ?? uuid), alias: alias, managed: managed)
         default:
             return nil
         }
     }
 
     /// The `<hostdev>` element hostdevd writes: `managed='no'` (it binds the
-    /// driver itself) and its user alias, so it can tell its own entries apart.
+    /// driver itself) and its user alias, so it can tell its own entries
+    /// apart. A mediated device's has no `managed` (hostdevd creates and
+    /// removes the device itself) and `model='vfio-pci'`.
     public static func element(_ entry: HostdevEntry) -> String {
         let source: String
         let type: String
+        let alias = entry.alias.map { "<alias name='\($0)'/>" } ?? ""
         switch entry.source {
+        case .mdev(let uuid):
+            return "<hostdev mode='subsystem' type='mdev' model='vfio-pci'><source><address uuid='\(uuid)'/></source>\(alias)</hostdev>"
+        case .scsi(let a):
+            // No `managed`: nothing moves between drivers; QEMU opens /dev/sgN.
+            return "<hostdev mode='subsystem' type='scsi'><source><adapter name='\(a.adapter)'/>"
+                + "<address bus='\(a.bus)' target='\(a.target)' unit='\(a.unit)'/></source>\(alias)</hostdev>"
         case .pci(let a):
             type = "pci"
             source = "<address domain='0x\(hex(a.domain, 4))' bus='0x\(hex(a.bus, 2))' slot='0x\(hex(a.slot, 2))' function='0x\(a.function)'/>"
@@ -104,7 +125,6 @@ public enum DomainXML {
             type = "usb"
             source = "<address bus='\(bus)' device='\(device)'/>"
         }
-        let alias = entry.alias.map { "<alias name='\($0)'/>" } ?? ""
         return "<hostdev mode='subsystem' type='\(type)' managed='\(entry.managed ? "yes" : "no")'><source>\(source)</source>\(alias)</hostdev>"
     }
 

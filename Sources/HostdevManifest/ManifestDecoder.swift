@@ -153,15 +153,45 @@ public struct ManifestDecoder {
             if list.isEmpty {
                 report(devicesNode, "binding for '\(printable(vm))' lists no devices", hint: "add a device or remove the binding")
             }
-            binding.devices = list.compactMap { decodeClaim($0) }
+            // Derived mdev UUIDs count the VM's earlier claims of the same parent and type.
+            var mdevOrdinals: [String: Int] = [:]
+            binding.devices = list.compactMap { decodeClaim($0, vm: vm, mdevOrdinals: &mdevOrdinals) }
         }
         return binding
     }
 
-    mutating func decodeClaim(_ node: YAMLNode) -> DeviceClaim? {
-        guard let fields = mapping(node, "a device", keys: ["pci", "usb", "group", "force"]) else { return nil }
+    /// The keys that name what a device entry is; exactly one per entry.
+    static let deviceKinds = ["pci", "usb", "mdev", "scsi"]
+
+    mutating func decodeClaim(_ node: YAMLNode, vm: String, mdevOrdinals: inout [String: Int]) -> DeviceClaim? {
+        guard let fields = mapping(node, "a device", keys: Self.deviceKinds + ["group", "force"]) else { return nil }
+        let kinds = Self.deviceKinds.filter { fields[$0] != nil }
+        if kinds.count > 1 {
+            report(node, "a device has both '\(kinds[0])' and '\(kinds[1])'", hint: "one entry names one device; split it in two")
+            return nil
+        }
         let group = fields["group"].flatMap { choice($0, "group") as GroupMode? } ?? .attach
         let force = fields["force"].map { handOver($0) } ?? []
+        if let mdev = fields["mdev"] {
+            for key in ["group", "force"] {
+                if let extra = fields[key] {
+                    report(extra, "'\(key)' does not apply to a mediated device",
+                        hint: "a mediated device shares its parent with the host and has no IOMMU group of its own; remove it")
+                }
+            }
+            guard let spec = mdevSpec(mdev, vm: vm, ordinals: &mdevOrdinals) else { return nil }
+            return DeviceClaim(.mdev(spec), location: location(node))
+        }
+        if let scsi = fields["scsi"] {
+            for key in ["group", "force"] {
+                if let extra = fields[key] {
+                    report(extra, "'\(key)' does not apply to a SCSI device",
+                        hint: key == "force" ? "a SCSI device the host uses is never passed to a VM; remove it" : "a SCSI device has no IOMMU group; remove it")
+                }
+            }
+            guard let selector = scsiSelector(scsi) else { return nil }
+            return DeviceClaim(selector, location: location(node))
+        }
         switch (fields["pci"], fields["usb"]) {
         case (let pci?, nil):
             guard let selector = pciSelector(pci) else { return nil }
@@ -173,11 +203,77 @@ public struct ManifestDecoder {
             guard let selector = usbSelector(usb) else { return nil }
             return DeviceClaim(selector, group: group, force: force, location: location(node))
         case (nil, nil):
-            report(node, "device without 'pci' or 'usb'", hint: "write pci: \"0000:01:00.0\" or usb: {vendor: \"046d\", product: \"c52b\"}")
+            report(node, "device without 'pci', 'usb', 'mdev' or 'scsi'",
+                hint: "write pci: \"0000:01:00.0\", usb: {vendor: \"046d\", product: \"c52b\"} or mdev: {parent: \"0000:00:02.0\", type: \"i915-GVTg_V5_4\"}")
         case (_?, _?):
-            report(node, "a device has both 'pci' and 'usb'", hint: "one entry names one device; split it in two")
+            break  // reported above
         }
         return nil
+    }
+
+    /// `scsi: {host: 1, bus: 0, target: 0, unit: 0}` or `scsi: "/dev/disk/by-id/…"`.
+    mutating func scsiSelector(_ node: YAMLNode) -> DeviceSelector? {
+        if case .scalar = node {
+            guard let path = string(node, "scsi", example: "scsi: \"/dev/disk/by-id/wwn-0x5000c500a1b2c3d4\"") else { return nil }
+            guard path.hasPrefix("/dev/"), !path.contains("/../"), !path.hasSuffix("/.."), !path.unicodeScalars.contains(where: isControl) else {
+                report(node, "'\(printable(path))' is not a device path",
+                    hint: "name the disk by a stable /dev path, e.g. \"/dev/disk/by-id/wwn-0x5000c500a1b2c3d4\", or by {host, bus, target, unit} as lsscsi shows")
+                return nil
+            }
+            return .scsiPath(path)
+        }
+        guard let fields = mapping(node, "scsi", keys: ["host", "bus", "target", "unit"]) else { return nil }
+        var numbers: [Int] = []
+        for key in ["host", "bus", "target", "unit"] {
+            guard let value = fields[key] else {
+                report(node, "scsi needs host, bus, target and unit",
+                    hint: "e.g. scsi: {host: 1, bus: 0, target: 0, unit: 0} (lsscsi shows [H:B:T:L]), or a /dev/disk/by-id path")
+                return nil
+            }
+            guard let number = integer(value, key) else { return nil }
+            guard (0...Self.maximumCount).contains(number) else {
+                report(value, "\(key) must be 0 to \(Self.maximumCount), not \(number)")
+                return nil
+            }
+            numbers.append(number)
+        }
+        return .scsi(SCSIAddress(host: numbers[0], bus: numbers[1], target: numbers[2], unit: numbers[3]))
+    }
+
+    /// `mdev: {parent: "0000:00:02.0", type: "i915-GVTg_V5_4", uuid: "…"}`;
+    /// without `uuid`, one derived from the VM, parent, type and position.
+    mutating func mdevSpec(_ node: YAMLNode, vm: String, ordinals: inout [String: Int]) -> MdevSpec? {
+        let example = "mdev: {parent: \"0000:00:02.0\", type: \"i915-GVTg_V5_4\"}"
+        guard let fields = mapping(node, "mdev", keys: ["parent", "type", "uuid"]) else { return nil }
+        guard let parentNode = fields["parent"], let typeNode = fields["type"] else {
+            report(node, "mdev needs 'parent' and 'type'",
+                hint: "e.g. \(example); the types a parent offers are listed by 'hostdevctl devices'")
+            return nil
+        }
+        let parent = pciAddress(parentNode, "parent")
+        var type = string(typeNode, "type", example: "type: \"i915-GVTg_V5_4\"")
+        if let text = type, !MdevSpec.isValidTypeName(text) {
+            report(typeNode, "'\(printable(text))' is not a mediated device type name",
+                hint: "use a directory name under the parent's mdev_supported_types, as 'hostdevctl devices' lists them")
+            type = nil
+        }
+        var uuid: String?
+        if let uuidNode = fields["uuid"], let text = string(uuidNode, "uuid", example: "uuid: \"4b20d080-1b54-4048-85b3-a6a62d165c01\"") {
+            uuid = MdevSpec.normalizedUUID(text)
+            if uuid == nil {
+                report(uuidNode, "'\(printable(text))' is not a UUID",
+                    hint: "write 8-4-4-4-12 hex digits (uuidgen prints one), or leave uuid out to have one derived")
+                return nil
+            }
+        }
+        guard let parent, let type else { return nil }
+        if uuid == nil {
+            let key = "\(parent)/\(type)"
+            let ordinal = ordinals[key, default: 0]
+            ordinals[key] = ordinal + 1
+            uuid = MdevSpec.derivedUUID(vm: vm, parent: parent, type: type, ordinal: ordinal)
+        }
+        return MdevSpec(uuid: uuid!, parent: parent, type: type)
     }
 
     /// `force: [console, network]`: the host uses the operator hands over.
@@ -245,7 +341,8 @@ public struct ManifestDecoder {
     /// manifest must say one thing about each.
     mutating func checkDuplicates(_ bindings: [Binding], host: HostPolicy) {
         var firstVM: [String: SourceLocation] = [:]
-        var firstDevice: [DeviceSelector: (vm: String, location: SourceLocation?)] = [:]
+        // By description: an mdev's is its UUID, whatever parent and type it names.
+        var firstDevice: [String: (vm: String, location: SourceLocation?)] = [:]
         firstVM.reserveCapacity(bindings.count)
         firstDevice.reserveCapacity(bindings.count)
         for binding in bindings {
@@ -257,14 +354,14 @@ public struct ManifestDecoder {
                 firstVM[binding.vm] = location
             }
             for claim in binding.devices {
-                if let first = firstDevice[claim.selector] {
+                if let first = firstDevice[claim.selector.description] {
                     append(ManifestDiagnostic(
                         location: claim.location ?? SourceLocation(file: file, line: 0, column: 0),
                         message: "\(claim.selector) is named twice",
                         hint: "it is already claimed by '\(printable(first.vm))'" + (first.location.map { " at line \($0.line)" } ?? "")
                             + "; a device belongs to one VM"))
                 } else {
-                    firstDevice[claim.selector] = (binding.vm, claim.location)
+                    firstDevice[claim.selector.description] = (binding.vm, claim.location)
                 }
             }
         }
@@ -322,7 +419,7 @@ public struct ManifestDecoder {
         return fields
     }
 
-    /// A mapping's known keys and their values: at most five, so a list
+    /// A mapping's known keys and their values: at most eight, so a list
     /// searched in order (a dictionary per mapping cost more than the rest
     /// of a large manifest's decoding).
     struct Fields {

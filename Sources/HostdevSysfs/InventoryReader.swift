@@ -25,6 +25,7 @@ public struct InventoryReader: Sendable {
         var seen = Set<String>()
         let wanted = (consume records).filter { !$0.isVirtual && seen.insert($0.devpath).inserted }
         var (devices, devpaths) = describeAll(wanted)
+        addMdevTypes(&devices)
         assignParents(&devices, devpaths: devpaths)
         assignNames(&devices)
         let groups = iommuGroups(devices)
@@ -215,6 +216,19 @@ public struct InventoryReader: Sendable {
         return function
     }
 
+    /// The mediated-device types of the parents the kernel registered
+    /// (`/sys/class/mdev_bus`): one directory listing for the whole host,
+    /// the types read for those parents only.
+    func addMdevTypes(_ devices: inout [HostDevice]) {
+        let parents = Set((root.list("/sys/class/mdev_bus") ?? []).compactMap { PCIAddress($0) })
+        guard !parents.isEmpty else { return }
+        let control = MediatedDeviceControl(root: root)
+        for i in devices.indices {
+            guard let address = devices[i].pci?.address, parents.contains(address) else { continue }
+            devices[i].pci?.mdevTypes = control.types(of: address)
+        }
+    }
+
     // MARK: tree, names, groups
 
     /// Each device's parent is its nearest ancestor directory that is itself
@@ -339,6 +353,7 @@ extension InventoryReader {
             }
             updated.append(device)
         }
+        addMdevTypes(&updated)
         let fresh = updated.indices.filter { updated[$0].vendor == nil && inventory.device(named: updated[$0].name) == nil }
         if !fresh.isEmpty {
             var named = fresh.map { updated[$0] }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
-import HostdevCore
+public import HostdevCore
 
 /// Storage uses: a block device is used when it is mounted (matched by
 /// major:minor in `/proc/self/mountinfo`, never by path), active swap
@@ -210,5 +210,15 @@ extension HostUseScanner {
         var unique: [String] = []
         for item in items where !unique.contains(item) { unique.append(item) }
         return unique.count <= 3 ? unique.joined(separator: ", ") : unique.prefix(3).joined(separator: ", ") + " and \(unique.count - 3) more"
+    }
+}
+
+extension HostUseScanner {
+    /// The host's storage uses of a SCSI device's disks (`/sys/bus/scsi/devices/H:B:T:L/block/`),
+    /// read now: checked right before the device is given to a VM.
+    public func storageUses(ofSCSI address: SCSIAddress) -> [HostUse] {
+        let disks = Set(root.list("/sys/bus/scsi/devices/\(address)/block") ?? [])
+        guard !disks.isEmpty else { return [] }
+        return storageUses().filter { $0.chain.count > 1 && disks.contains($0.chain[1]) }
     }
 }

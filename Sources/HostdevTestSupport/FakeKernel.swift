@@ -151,6 +151,7 @@ public final class FakeKernel: SysfsWriter {
         let name = SysfsPath.lastComponent(path)
         let parent = SysfsPath.parent(path)
         if try applyConsole(trimmed, to: path) { return false }
+        if try applyMediated(trimmed, to: path) { return false }
         switch name {
         case "driver_override":
             guard let address = PCIAddress(SysfsPath.lastComponent(parent)) else { throw fail(path, ENOENT) }

@@ -201,6 +201,54 @@ let manifestCases: [ManifestCase] = [
     ManifestCase(
         "force twice", binding("    devices: [{pci: \"01:00.0\", force: [console, console]}]\n"),
         ["m.yaml:4:49: error: 'console' is listed twice in force; list each kind once"]),
+    // Mediated devices: parent and type; uuid optional (derived when left out).
+    ManifestCase(
+        "mediated devices",
+        binding("""
+                devices:
+                  - mdev: {parent: "0000:00:02.0", type: "i915-GVTg_V5_4"}
+                  - mdev: {parent: "0000:00:02.0", type: "i915-GVTg_V5_4", uuid: "4B20D080-1B54-4048-85B3-A6A62D165C01"}
+            """)),
+    ManifestCase(
+        "mdev with a bad uuid", binding("    devices: [{mdev: {parent: \"00:02.0\", type: t, uuid: \"not-a-uuid\"}}]\n"),
+        ["m.yaml:4:57: error: 'not-a-uuid' is not a UUID; write 8-4-4-4-12 hex digits (uuidgen prints one), or leave uuid out to have one derived"]),
+    ManifestCase(
+        "mdev without a type", binding("    devices: [{mdev: {parent: \"00:02.0\"}}]\n"),
+        ["m.yaml:4:22: error: mdev needs 'parent' and 'type'; e.g. mdev: {parent: \"0000:00:02.0\", type: \"i915-GVTg_V5_4\"}; the types a parent offers are listed by 'hostdevctl devices'"]),
+    ManifestCase(
+        "mdev with a path for a type", binding("    devices: [{mdev: {parent: \"00:02.0\", type: \"../x\"}}]\n"),
+        ["m.yaml:4:48: error: '../x' is not a mediated device type name; use a directory name under the parent's mdev_supported_types, as 'hostdevctl devices' lists them"]),
+    ManifestCase(
+        "mdev with group", binding("    devices: [{mdev: {parent: \"00:02.0\", type: t}, group: hold}]\n"),
+        ["m.yaml:4:59: error: 'group' does not apply to a mediated device; a mediated device shares its parent with the host and has no IOMMU group of its own; remove it"]),
+    ManifestCase(
+        "mdev and pci in one entry", binding("    devices: [{mdev: {parent: \"00:02.0\", type: t}, pci: \"01:00.0\"}]\n"),
+        ["m.yaml:4:15: error: a device has both 'pci' and 'mdev'; one entry names one device; split it in two"]),
+    ManifestCase(
+        "one mdev uuid twice",
+        "version: 1\nbindings:\n  - vm: a\n    devices: [{mdev: {parent: \"00:02.0\", type: t, uuid: \"4b20d080-1b54-4048-85b3-a6a62d165c01\"}}]\n"
+            + "  - vm: b\n    devices: [{mdev: {parent: \"00:02.0\", type: u, uuid: \"4B20D080-1B54-4048-85B3-A6A62D165C01\"}}]\n",
+        ["m.yaml:6:15: error: mdev 4b20d080-1b54-4048-85b3-a6a62d165c01 is named twice; it is already claimed by 'a' at line 4; a device belongs to one VM"], schemaCannotExpress: "a UUID named twice across bindings"),
+    // SCSI devices: by H:B:T:L or by a stable /dev name.
+    ManifestCase(
+        "scsi devices",
+        binding("""
+                devices:
+                  - scsi: {host: 1, bus: 0, target: 0, unit: 0}
+                  - scsi: "/dev/disk/by-id/wwn-0x5000c500a1b2c3d4"
+            """)),
+    ManifestCase(
+        "scsi without a unit", binding("    devices: [{scsi: {host: 1, bus: 0, target: 0}}]\n"),
+        ["m.yaml:4:22: error: scsi needs host, bus, target and unit; e.g. scsi: {host: 1, bus: 0, target: 0, unit: 0} (lsscsi shows [H:B:T:L]), or a /dev/disk/by-id path"]),
+    ManifestCase(
+        "scsi by a relative path", binding("    devices: [{scsi: \"sdb\"}]\n"),
+        ["m.yaml:4:22: error: 'sdb' is not a device path; name the disk by a stable /dev path, e.g. \"/dev/disk/by-id/wwn-0x5000c500a1b2c3d4\", or by {host, bus, target, unit} as lsscsi shows"]),
+    ManifestCase(
+        "scsi with force", binding("    devices: [{scsi: \"/dev/sdb\", force: [network]}]\n"),
+        ["m.yaml:4:41: error: 'force' does not apply to a SCSI device; a SCSI device the host uses is never passed to a VM; remove it"]),
+    ManifestCase(
+        "scsi with a negative unit", binding("    devices: [{scsi: {host: 1, bus: 0, target: 0, unit: -1}}]\n"),
+        ["m.yaml:4:57: error: unit must be 0 to 65535, not -1"]),
     ManifestCase(
         "force not a list", binding("    devices: [{pci: \"01:00.0\", force: console}]\n"),
         ["m.yaml:4:39: error: force must be a list (lines starting with '- '), not the text 'console'"]),

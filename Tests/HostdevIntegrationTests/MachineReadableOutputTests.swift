@@ -67,6 +67,19 @@ func jsonText(_ object: Any) throws -> String {
         try expectValid("validate", validate.stdout)
     }
 
+    /// Mediated and SCSI devices: their steps and conditions are named as
+    /// the schema's device forms say.
+    @Test func mediatedAndSCSIDevicesMatchThePlanSchema() throws {
+        let spec = MdevSpec(uuid: "4b20d080-1b54-4048-85b3-a6a62d165c01", parent: PCIAddress("0000:00:02.0")!, type: "i915-GVTg_V5_4")
+        let plan = Plan(
+            steps: [Step(.createMdev(spec, vm: "gaming"), reason: "claimed by gaming"), Step(.removeMdev(spec, destroy: true), reason: "orphan")],
+            bindings: ["gaming": .pending("2 step(s) to apply")],
+            devices: [spec.description: .pending("to be created for gaming"), "scsi 1:0:0:0": .ready], notes: [])
+        let text = PlanDocument(plan: plan, inventory: nil).json.rendered()
+        try expectValid("plan", text)
+        #expect(text.contains("\"device\": \"mdev 4b20d080-1b54-4048-85b3-a6a62d165c01\""), "\(text)")
+    }
+
     /// The same device is named alike by plan, status, describe and devices.
     @Test func oneNamePerDeviceAcrossCommands() throws {
         let plan = try jsonObject(try ChildProcess.run(BuiltProducts.hostdevctl, ["plan", "--format", "json"] + offline).stdout)

@@ -1,0 +1,80 @@
+extension Planning {
+    /// SCSI devices: given to a VM as `<hostdev type='scsi'>` (QEMU opens
+    /// the device's `/dev/sg` node; nothing moves between drivers), never
+    /// one the host uses — mounted, swap, a pool member, or beneath any of
+    /// these — nor one another running VM holds.
+    mutating func planSCSI() {
+        let resolved = scsiClaims.map { (vm: $0.vm, selector: $0.selector, address: resolveSCSI($0.selector)) }
+        // One device named twice (by address and by a path, say) for two VMs: both blocked.
+        var vmsOfAddress: [SCSIAddress: Set<String>] = [:]
+        for claim in resolved { if case .success(let address) = claim.address { vmsOfAddress[address, default: []].insert(claim.vm) } }
+        for (vm, selector, resolution) in resolved {
+            let key = selector.description
+            keysOfVM[vm, default: []].insert(key)
+            let address: SCSIAddress
+            switch resolution {
+            case .failure(let why):
+                deviceConditions[key] = why.condition
+                continue
+            case .success(let found): address = found
+            }
+            let entry = HostdevEntry.ours(.scsi(address))
+            if let vms = vmsOfAddress[address], vms.count > 1 {
+                frozenSources.insert(entry.source)
+                block(key, "\(address) is claimed by more than one VM (\(vms.sorted().joined(separator: ", "))); a device belongs to one VM")
+                continue
+            }
+            if let use = scsiHostUse(address) {
+                frozenSources.insert(entry.source)
+                block(key, "\(address) is needed by the host: \(use.reason); a SCSI device the host uses is never passed to a VM")
+                continue
+            }
+            if let other = observed.domains.first(where: { domain in
+                domain.isActive && domain.name != vm && domain.liveHostdevs.contains { $0.source == .scsi(address) }
+            }) {
+                frozenSources.insert(entry.source)
+                block(key, "running \(other.name) holds \(address); a SCSI device belongs to one VM")
+                continue
+            }
+            usbEntries[vm, default: []].append(entry)
+            deviceConditions[key] = .ready
+        }
+    }
+
+    /// The SCSI address a claim names, or the condition that says why not.
+    func resolveSCSI(_ selector: DeviceSelector) -> Result<SCSIAddress, SCSIResolution> {
+        switch selector {
+        case .scsi(let address):
+            let present = inventory.devices.contains { $0.capability == .scsi && SCSIAddress($0.scsi) == address }
+            return present ? .success(address) : .failure(SCSIResolution(.pending("no SCSI device \(address) on this host")))
+        case .scsiPath(let path):
+            let name = observed.diskLinks?[path] ?? (path.hasPrefix("/dev/") && !path.dropFirst(5).contains("/") ? String(path.dropFirst(5)) : nil)
+            guard let name else {
+                return .failure(SCSIResolution(.pending("\(path) does not exist on this host")))
+            }
+            guard let disk = inventory.devices.first(where: { $0.deviceNode == "/dev/" + name }) else {
+                return .failure(SCSIResolution(.pending("\(path) (\(name)) is not a device this host lists")))
+            }
+            guard let parent = inventory.device(named: disk.parent), parent.capability == .scsi, let address = SCSIAddress(parent.scsi) else {
+                return .failure(SCSIResolution(.blocked("\(path) is \(name), which is not a SCSI device (its parent is \(disk.parent)); pass it as a PCI device or a <disk> instead")))
+            }
+            return .success(address)
+        default:
+            preconditionFailure("not a SCSI selector")
+        }
+    }
+
+    /// A storage use of one of the device's block devices (the host's use
+    /// chain starts at the controller, then names the disk).
+    func scsiHostUse(_ address: SCSIAddress) -> HostUse? {
+        guard let device = inventory.devices.first(where: { $0.capability == .scsi && SCSIAddress($0.scsi) == address }) else { return nil }
+        let disks = Set(inventory.devices.filter { $0.parent == device.name }.compactMap { $0.deviceNode.map { String($0.dropFirst(5)) } })
+        return observed.hostUses.first { use in use.kind == .storage && use.chain.count > 1 && disks.contains(use.chain[1]) }
+    }
+}
+
+/// Why a SCSI claim does not resolve, as the condition it gets.
+struct SCSIResolution: Error {
+    var condition: Condition
+    init(_ condition: Condition) { self.condition = condition }
+}
