@@ -17,11 +17,14 @@ public struct DaemonConfiguration: Sendable {
     public var libvirtURI: String
     public var resyncInterval: Duration
     public var udevSource: String
+    /// The name bindings' `hosts:` globs are matched against.
+    public var hostName: String
 
     public init(
         manifestPath: String, stateDirectory: String, statusFile: String, sysfsRoot: SysfsRoot, libvirtURI: String,
-        resyncInterval: Duration, udevSource: String
+        resyncInterval: Duration, udevSource: String, hostName: String = currentHostName()
     ) {
+        self.hostName = hostName
         self.manifestPath = manifestPath
         self.stateDirectory = stateDirectory
         self.statusFile = statusFile
@@ -248,26 +251,28 @@ public final class Reconciler: @unchecked Sendable {
         return keys
     }
 
+    /// The manifest and its drop-ins, read afresh; the last good manifest
+    /// stays in force when any file is unreadable or invalid.
     func loadManifest() {
-        let bytes: [UInt8]
-        switch fileContents(configuration.manifestPath, limit: FileLimits.manifest) {
-        case .success(let read): bytes = read
+        let parts: [ManifestPart]
+        switch ManifestFiles.read(configuration.manifestPath) {
+        case .success(let read): parts = read
         case .failure(let error):
             manifestError = error.description
-            logger.error("\(error); keeping the last good manifest")
+            logger.error("manifest rejected, keeping the last good one: \(error)")
             return
         }
-        if let lastGood, lastGood.fingerprint == Manifest.fingerprint(of: bytes) {
+        if let lastGood, lastGood.fingerprint == ManifestPart.fingerprint(of: parts) {
             // The good text is back (an edit was reverted): the error is gone.
             if manifestError != nil { logger.info("manifest is valid again") }
             manifestError = nil
             return
         }
         do {
-            lastGood = try ManifestDecoder.decode(bytes: bytes, file: configuration.manifestPath)
+            lastGood = try ManifestDecoder.decode(parts: parts, host: configuration.hostName)
             if manifestError != nil { logger.info("manifest is valid again") }
             manifestError = nil
-            LastGoodManifest(stateDirectory: configuration.stateDirectory).save(bytes, logger: logger)
+            LastGoodManifest(stateDirectory: configuration.stateDirectory).save(parts, logger: logger)
         } catch {
             manifestError = error.description
             logger.error("manifest rejected, keeping the last good one: \(error.diagnostics.first?.description ?? "")")

@@ -35,12 +35,29 @@ func readText(_ path: String, what: String, limit: Int = FileLimits.state, hint:
     String(decoding: try readBytes(path, what: what, limit: limit, hint: hint), as: UTF8.self)
 }
 
-func loadManifest(_ path: String) throws -> Manifest {
-    let bytes = try readBytes(path, what: "manifest", limit: FileLimits.manifest, hint: "create it (see manifests/examples/) or pass --manifest")
+/// The manifest and the drop-ins beside it, with the bindings for `host`
+/// (nil: every binding, whatever its `hosts:`).
+func loadManifest(_ path: String, host: String? = currentHostName()) throws -> Manifest {
+    try decodeManifest(try readManifestParts(path), host: host, path: path)
+}
+
+func readManifestParts(_ path: String) throws -> [ManifestPart] {
+    switch ManifestFiles.read(path) {
+    case .success(let parts): return parts
+    case .failure(let error):
+        // "cannot read manifest /etc/…: No such file or directory; create it"
+        let detail = error.description.hasPrefix("cannot read ") ? String(error.description.dropFirst(12)) : error.description
+        let hint = error.path == path ? "create it (see manifests/examples/) or pass --manifest" : "fix or remove that drop-in"
+        throw Failure(message: "cannot read manifest \(detail); \(hint)")
+    }
+}
+
+func decodeManifest(_ parts: [ManifestPart], host: String?, path: String) throws -> Manifest {
     do {
-        return try ManifestDecoder.decode(bytes: bytes, file: path)
+        return try ManifestDecoder.decode(parts: parts, host: host)
     } catch {
-        throw Failure(message: "\(error)\n\(error.diagnostics.count) error(s) in \(path); 'hostdevctl validate --manifest \(path)' checks it")
+        let files = parts.count > 1 ? "\(path) and its drop-ins" : path
+        throw Failure(message: "\(error)\n\(error.diagnostics.count) error(s) in \(files); 'hostdevctl validate --manifest \(path)' checks it")
     }
 }
 
@@ -67,7 +84,8 @@ struct Validate: ParsableCommand {
 
     func run() throws {
         let parsed: Manifest
-        do { parsed = try loadManifest(manifest) } catch { throw fail(error) }
+        // Every binding, for every host: a fleet's manifest is checked whole.
+        do { parsed = try loadManifest(manifest, host: nil) } catch { throw fail(error) }
         let devices = parsed.bindings.reduce(0) { $0 + $1.devices.count }
         emit("\(manifest): valid (\(parsed.bindings.count) binding\(parsed.bindings.count == 1 ? "" : "s"), \(devices) device\(devices == 1 ? "" : "s"))\n")
     }
@@ -107,10 +125,21 @@ struct PlanCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Plan against a recorded snapshot instead of this host.", valueName: "file"))
     var observed: String?
 
+    @Option(
+        name: .customLong("host"),
+        help: ArgumentHelp("Plan as the host of this name: the bindings whose 'hosts:' match it (default: this host's name). With --observed, plans another host of a fleet from its snapshot.", valueName: "name"))
+    var hostName: String?
+
+    func validate() throws {
+        if let hostName, hostName.isEmpty || hostName.contains(where: \.isWhitespace) {
+            throw ValidationError("--host '\(hostName)' is not a host name; give the name 'uname -n' prints on that host")
+        }
+    }
+
     func run() throws {
         let plan: Plan
         do {
-            let manifest = try loadManifest(state.manifest)
+            let manifest = try loadManifest(state.manifest, host: hostName ?? currentHostName())
             let observedHost = try observe(host: host, observedFile: observed)
             plan = try controller(host, state).plan(manifest: manifest, observed: observedHost).0
         } catch {
@@ -147,8 +176,7 @@ struct Apply: ParsableCommand {
             let manifest = try loadManifest(state.manifest)
             let connection = try? LibvirtConnection(uri: host.connect)
             let (plan, ledger) = try controller.plan(manifest: manifest, observed: try controller.observe(connection: connection, warn: printError))
-            LastGoodManifest(stateDirectory: controller.store.directory).save(
-                try readBytes(state.manifest, what: "manifest", limit: FileLimits.manifest, hint: ""))
+            LastGoodManifest(stateDirectory: controller.store.directory).save(try readManifestParts(state.manifest))
             if plan.verdict == .converged {
                 emit("No changes. The host matches the manifest.\n")
                 return

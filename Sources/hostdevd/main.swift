@@ -37,10 +37,18 @@ struct Hostdevd: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(
+        name: .customLong("host"),
+        help: ArgumentHelp("The host name bindings' 'hosts:' globs are matched against (default: uname -n).", valueName: "name"))
+    var hostName: String?
+
     func validate() throws {
         guard resync > 0 else { throw ValidationError("--resync must be a positive number of seconds") }
         guard ["udev", "kernel"].contains(udevSource) else { throw ValidationError("--udev-source must be udev or kernel") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
+        if let hostName, hostName.isEmpty || hostName.contains(where: \.isWhitespace) {
+            throw ValidationError("--host '\(hostName)' is not a host name; give the name 'uname -n' prints")
+        }
     }
 
     func run() async throws {
@@ -54,7 +62,8 @@ struct Hostdevd: AsyncParsableCommand {
         let daemon = HostdevDaemon(
             configuration: DaemonConfiguration(
                 manifestPath: manifest, stateDirectory: stateDir, statusFile: statusFile, sysfsRoot: SysfsRoot(sysfsRoot),
-                libvirtURI: connect, resyncInterval: .seconds(resync), udevSource: udevSource),
+                libvirtURI: connect, resyncInterval: .seconds(resync), udevSource: udevSource,
+                hostName: hostName ?? currentHostName()),
             logger: logger)
         let group = ServiceGroup(services: [daemon], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
