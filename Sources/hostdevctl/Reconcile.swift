@@ -292,6 +292,10 @@ struct Status: ParsableCommand {
     enum StatusFormat: String, ExpressibleByArgument, CaseIterable { case text, json }
 
     func run() throws {
+        if !live, observed == nil, case .failure(let error) = fileContents(statusFile), error.problem == .system(EACCES) {
+            // The daemon runs; only this user may not read what it says.
+            throw fail(Failure(message: "cannot read status \(statusFile): Permission denied; members of group \(ReaderGroup.name) read it without root ('adduser \(currentUser()) \(ReaderGroup.name)', then log in again), or run as root"))
+        }
         if !live, observed == nil, let text = try? readText(statusFile, what: "status", hint: "") {
             let staleness = DaemonStatus.staleness(text)
             if let staleness { printError("warning: \(statusFile): \(staleness)") }
@@ -366,4 +370,10 @@ enum DaemonStatus {
         if let notes = status.notes, !notes.isEmpty { out += "Notes:\n" + notes.map { "  - \($0)\n" }.joined() }
         return out
     }
+}
+
+/// The name of the user running this command, for hints.
+func currentUser() -> String {
+    guard let entry = getpwuid(geteuid()), let name = entry.pointee.pw_name else { return "USER" }
+    return String(cString: name)
 }
