@@ -182,3 +182,39 @@ struct FleetDirectory {
         #expect(outsider.stderr.contains("group hostdevd"), "\(outsider.stderr)")
     }
 }
+
+/// hostdevd sees drop-ins come, change and go, and applies only its host's.
+@Suite(.serialized, .enabled(if: RealComponent.libvirtd.shouldRun && RealComponent.umockdevWrapper.shouldRun, "needs libvirtd and umockdev"))
+struct FleetDaemonTests {
+    @Test func dropInsAreWatchedAndHostSelectorsApplied() throws {
+        let libvirtd = try LibvirtDaemon()
+        defer { libvirtd.stop() }
+        let rig = try DaemonRig(libvirtd: libvirtd, manifest: "version: 1\n")
+        _ = try #require(rig.notify.next(), "no READY from hostdevd")
+        let dropIns = rig.state + "/bindings.d"
+        FileTree.makeDirectory(dropIns)
+
+        // For another host only: nothing happens here.
+        FileTree.write(dropIns + "/other.yaml", "version: 1\nbindings:\n  - vm: win11\n    hosts: [\"not-this-host-*\"]\n    devices:\n      - pci: \"0000:01:00.0\"\n")
+        #expect(eventually { (rig.status()["reconciles"] as? Int ?? 0) >= 2 })
+        #expect(rig.tree.driver(of: gpu0) == "nouveau")
+
+        // For this host (by its name, as uname gives it): applied.
+        FileTree.write(dropIns + "/other.yaml", "version: 1\nbindings:\n  - vm: win11\n    hosts: [\"\(currentHostName())\"]\n    devices:\n      - pci: \"0000:01:00.0\"\n")
+        #expect(eventually { rig.tree.driver(of: gpu0) == "vfio-pci" && rig.ours("win11").count == 2 })
+
+        // A bad drop-in: rejected, named, the last good manifest stays in force.
+        FileTree.write(dropIns + "/bad.yaml", "version: 1\nbindings: [\n")
+        #expect(eventually { (rig.status()["manifestError"] as? String)?.contains(dropIns + "/bad.yaml") == true })
+        #expect(rig.tree.driver(of: gpu0) == "vfio-pci")
+        // The hook's fallback has every part of the good manifest.
+        let saved = try #require(LastGoodManifest(stateDirectory: rig.state).load())
+        #expect(saved.map(\.file) == [rig.manifest, dropIns + "/other.yaml"])
+
+        // Removed: the error clears; the binding's drop-in removed: released.
+        unlink(dropIns + "/bad.yaml")
+        #expect(eventually { rig.status()["manifestError"] is NSNull })
+        unlink(dropIns + "/other.yaml")
+        #expect(eventually { rig.tree.driver(of: gpu0) == "nouveau" && rig.ours("win11").isEmpty })
+    }
+}
