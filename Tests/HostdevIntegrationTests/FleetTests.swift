@@ -218,3 +218,22 @@ struct FleetDaemonTests {
         #expect(eventually { rig.tree.driver(of: gpu0) == "nouveau" && rig.ours("win11").isEmpty })
     }
 }
+
+/// The libvirt hook reads the drop-ins too, and falls back to every saved
+/// part of the last good manifest when one of them turns bad.
+@Suite(.serialized) struct FleetHookTests {
+    @Test func theHookFallsBackToTheLastGoodDropIns() throws {
+        let rig = HookRig()
+        let dropIns = rig.state + "/bindings.d"
+        FileTree.makeDirectory(dropIns)
+        FileTree.write(rig.manifest, "version: 1\n")
+        FileTree.write(dropIns + "/gpu.yaml", HookRig.claims.replacingOccurrences(of: "    release: onStop\n", with: "    release: onStop\n    hosts: [\"\(currentHostName())\"]\n"))
+        LastGoodManifest(stateDirectory: rig.state).save(try ManifestFiles.read(rig.manifest).get())
+        FileTree.write(dropIns + "/bad.yaml", "version: 1\nbindings: [\n")
+        let result = try rig.hook("win11", "prepare")
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("\(dropIns)/bad.yaml"), "\(result.stderr)")
+        #expect(result.stderr.contains("using the last good manifest \(rig.state)/manifest.last-good"))
+        #expect(rig.gpuDriver == "vfio-pci")
+    }
+}
