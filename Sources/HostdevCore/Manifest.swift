@@ -128,7 +128,9 @@ public struct Binding: Sendable, Equatable {
     /// without a host name: one is for every host, they share a pattern, or
     /// a literal name of one matches a pattern of the other. Two globs that
     /// merely could overlap (`web-*`, `*-01`) are told apart only once the
-    /// host is known (`ManifestParts.decode(host:)` checks again then).
+    /// host is known (`ManifestDecoder.decode(parts:host:)` checks again
+    /// then). The decoder applies this rule through an index by host name
+    /// (`ManifestDecoder.EarlierClaims`); the tables test both.
     public func mayShareAHost(with other: Binding) -> Bool {
         guard let mine = hosts, let theirs = other.hosts else { return true }
         for a in mine {

@@ -277,7 +277,7 @@ public struct ManifestDecoder {
     /// cannot be the same (`hosts: [a]` and `hosts: [b]`) may name the
     /// same device and VM: that is how one manifest serves a fleet.
     mutating func checkDuplicates(_ bindings: [Binding], host: HostPolicy) {
-        for diagnostic in Self.duplicates(in: bindings, where: { $0.mayShareAHost(with: $1) }) { append(diagnostic) }
+        for diagnostic in Self.duplicates(in: bindings, byHosts: true) { append(diagnostic) }
         var seenPF = Set<PCIAddress>()
         for setting in host.sriov where !seenPF.insert(setting.pf).inserted {
             append(ManifestDiagnostic(
@@ -287,40 +287,91 @@ public struct ManifestDecoder {
     }
 
     /// A diagnostic at each later binding that names a VM, or claims a
-    /// device, an earlier binding already does, when `conflict` says the
-    /// two can apply to the same host. The hint names the earlier one's
-    /// line, and its file when that is another file.
-    static func duplicates(
-        in bindings: [Binding], where conflict: (Binding, Binding) -> Bool, onHost host: String? = nil
-    ) -> [ManifestDiagnostic] {
+    /// device, an earlier binding already does. `byHosts`: only when the
+    /// two may apply to the same host (`Binding.mayShareAHost`); otherwise
+    /// always (the bindings already selected for one host). The hint names
+    /// the earlier one's line, and its file when that is another file.
+    /// Indexed by host name, so a fleet's thousands of single-host
+    /// bindings of one device are not compared pairwise.
+    static func duplicates(in bindings: [Binding], byHosts: Bool, onHost host: String? = nil) -> [ManifestDiagnostic] {
         var diagnostics: [ManifestDiagnostic] = []
-        var byVM: [String: [Int]] = [:]
-        var byDevice: [DeviceSelector: [(binding: Int, location: SourceLocation?)]] = [:]
+        var byVM: [String: EarlierClaims] = [:]
+        var byDevice: [DeviceSelector: EarlierClaims] = [:]
         byVM.reserveCapacity(bindings.count)
         byDevice.reserveCapacity(bindings.count)
         let unknown = SourceLocation(file: "", line: 0, column: 0)
         let suffix = host.map { " (both are for host '\(printable($0))')" } ?? ""
         for (index, binding) in bindings.enumerated() {
             let here = binding.location ?? unknown
-            if let first = byVM[binding.vm, default: []].first(where: { conflict(bindings[$0], binding) }) {
+            let hosts = byHosts ? binding.hosts : nil
+            if let first = byVM[binding.vm]?.conflict(with: hosts) {
                 diagnostics.append(ManifestDiagnostic(
                     location: here, message: "VM '\(printable(binding.vm))' has a second binding",
-                    hint: "merge it into the first, \(at(bindings[first].location, from: here))\(suffix)"))
+                    hint: "merge it into the first, \(at(first.location, from: here))\(suffix)"))
             }
-            byVM[binding.vm, default: []].append(index)
+            byVM[binding.vm, default: EarlierClaims()].add(hosts, binding: index, at: binding.location)
             for claim in binding.devices {
-                let earlier = byDevice[claim.selector, default: []]
-                if let first = earlier.first(where: { $0.binding == index || conflict(bindings[$0.binding], binding) }) {
-                    let claimedAt = claim.location ?? here
+                let claimedAt = claim.location ?? here
+                if let first = byDevice[claim.selector]?.conflict(with: hosts, binding: index) {
                     diagnostics.append(ManifestDiagnostic(
                         location: claimedAt, message: "\(claim.selector) is named twice",
                         hint: "it is already claimed by '\(printable(bindings[first.binding].vm))' \(at(first.location, from: claimedAt))"
                             + "\(suffix); a device belongs to one VM"))
                 }
-                byDevice[claim.selector, default: []].append((index, claim.location))
+                byDevice[claim.selector, default: EarlierClaims()].add(hosts, binding: index, at: claim.location)
             }
         }
         return diagnostics
+    }
+
+    /// The bindings that named one VM or device so far, by the hosts they
+    /// are for: which earlier one a new binding collides with.
+    struct EarlierClaims {
+        typealias Claim = (binding: Int, location: SourceLocation?)
+        var first: Claim?
+        var latest: Claim?
+        var everywhere: Claim?
+        var literal: [String: Claim] = [:]
+        var globs: [(pattern: HostPattern, claim: Claim)] = []
+
+        /// The earliest claim that can apply on a host the new one applies
+        /// on (`hosts` nil: every host); a claim by the same binding always.
+        func conflict(with hosts: [HostPattern]?, binding: Int? = nil) -> Claim? {
+            if let latest, latest.binding == binding { return latest }
+            guard let hosts else { return first }
+            var found = everywhere
+            func consider(_ claim: Claim?) {
+                guard let claim else { return }
+                if found.map({ claim.binding < $0.binding }) ?? true { found = claim }
+            }
+            for pattern in hosts {
+                if pattern.isLiteral {
+                    consider(literal[pattern.text])
+                    for glob in globs where glob.pattern.matches(pattern.text) { consider(glob.claim) }
+                } else {
+                    for glob in globs where glob.pattern == pattern { consider(glob.claim) }
+                    for (name, claim) in literal where pattern.matches(name) { consider(claim) }
+                }
+            }
+            return found
+        }
+
+        mutating func add(_ hosts: [HostPattern]?, binding: Int, at location: SourceLocation?) {
+            let claim = (binding, location)
+            if first == nil { first = claim }
+            latest = claim
+            guard let hosts else {
+                if everywhere == nil { everywhere = claim }
+                return
+            }
+            for pattern in hosts {
+                if pattern.isLiteral {
+                    if literal[pattern.text] == nil { literal[pattern.text] = claim }
+                } else if !globs.contains(where: { $0.pattern == pattern }) {
+                    globs.append((pattern, claim))
+                }
+            }
+        }
     }
 
     /// "at line 4" within the same file, "at FILE:4" in another.

@@ -81,13 +81,13 @@ extension ManifestDecoder {
             decoder.countDropped()
             diagnostics += decoder.diagnostics
         }
-        diagnostics += duplicates(in: bindings, where: { $0.mayShareAHost(with: $1) })
+        diagnostics += duplicates(in: bindings, byHosts: true)
         guard diagnostics.isEmpty else { throw ManifestErrors(diagnostics: diagnostics) }
         if let host {
             bindings = bindings.filter { $0.applies(to: host) }
-            // Only what the conservative check above could not see: two
-            // different globs that both match this host.
-            let missed = duplicates(in: bindings, where: { !$0.mayShareAHost(with: $1) }, onHost: host)
+            // Only what the conservative check above could not see (it
+            // found nothing): two different globs that both match this host.
+            let missed = duplicates(in: bindings, byHosts: false, onHost: host)
             guard missed.isEmpty else { throw ManifestErrors(diagnostics: missed) }
         }
         return Manifest(host: policy, bindings: bindings, fingerprint: ManifestPart.fingerprint(of: [main] + dropIns))
