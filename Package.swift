@@ -19,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // The daemon's metrics (hostdevd --metrics); hostdevctl does not link it.
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // Layer 1: system libraries, each a module map and a shim.
@@ -51,6 +53,15 @@ let package = Package(
             ],
             swiftSettings: strict),
 
+        // Layer 4: the daemon's Prometheus metrics and their HTTP endpoint.
+        .target(
+            name: "HostdevMetrics",
+            dependencies: [
+                "HostdevCore", "HostdevSysfs", "HostdevController",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strict),
+
         // Layer 5: executables (argument parsing and wiring only).
         .executableTarget(
             name: "hostdevctl",
@@ -62,7 +73,7 @@ let package = Package(
         .executableTarget(
             name: "hostdevd",
             dependencies: [
-                "HostdevCore", "HostdevController", "HostdevSysfs",
+                "HostdevCore", "HostdevController", "HostdevSysfs", "HostdevMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -85,7 +96,7 @@ let package = Package(
             name: "HostdevIntegrationTests",
             dependencies: [
                 "HostdevCore", "HostdevManifest", "HostdevSysfs", "HostdevUdev", "HostdevLibvirt", "HostdevController",
-                "HostdevTestSupport", "hostdevctl",
+                "HostdevTestSupport", "HostdevMetrics", "hostdevctl",
             ],
             swiftSettings: strict),
     ],

@@ -17,11 +17,14 @@ import UnixSignals
 public struct HostdevDaemon: Service {
     public let configuration: DaemonConfiguration
     public let logger: Logger
+    /// Gets a record of every reconcile pass (the metrics endpoint's).
+    public let recorder: (any PassRecorder)?
     let notifier = SystemdNotifier()
 
-    public init(configuration: DaemonConfiguration, logger: Logger) {
+    public init(configuration: DaemonConfiguration, logger: Logger, recorder: (any PassRecorder)? = nil) {
         self.configuration = configuration
         self.logger = logger
+        self.recorder = recorder
     }
 
     /// The work queue and the loop's wake-up, shared with the event tasks.
@@ -72,6 +75,7 @@ public struct HostdevDaemon: Service {
         let reconciler = Reconciler(configuration: configuration, logger: logger)
         let thread = SerialThread()
         reconciler.shouldStop = { stopping.load(ordering: .relaxed) }
+        reconciler.recorder = recorder
         let monitor: UdevMonitor?
         do {
             monitor = try UdevMonitor(

@@ -2,6 +2,7 @@
     import Glibc
 #endif
 import FoundationEssentials
+import HostdevManifest
 import HostdevSysfs
 import Synchronization
 
@@ -41,12 +42,15 @@ public struct SystemdNotifier: Sendable {
 
 /// Watches the manifest's directory with inotify: editors and `git pull`
 /// replace the file by rename, which a watch on the file itself would lose.
-/// Its thread sleeps in poll(2) until something happens there or `stop`
-/// wakes it; the thread closes the descriptors itself when it leaves, so
-/// no descriptor is closed under a read in progress.
+/// The drop-in directory beside it (`bindings.d/`) is watched too: adding,
+/// removing or editing a `*.yaml` there is a change, and so is the
+/// directory itself appearing or going (it is watched from when it
+/// appears). Its thread sleeps in poll(2) until something happens there
+/// or `stop` wakes it; the thread closes the descriptors itself when it
+/// leaves, so no descriptor is closed under a read in progress.
 public final class ManifestWatcher: @unchecked Sendable {
     // @unchecked: the inotify fd is used only by the watcher thread; stop()
-    // only writes to the eventfd.
+    // only writes to the pipe.
 
     public let changes: AsyncStream<Void>
     /// The write end of the pipe whose read end the thread polls.
@@ -55,10 +59,13 @@ public final class ManifestWatcher: @unchecked Sendable {
     public init(path: String) throws {
         let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
         let name = path.contains("/") ? String(path[path.index(after: path.lastIndex(of: "/")!)...]) : path
+        let dropIns = ManifestPart.dropInDirectory(of: path)
+        let dropInName = String(dropIns[dropIns.index(after: dropIns.lastIndex(of: "/")!)...])
         let fd = inotify_init1(Int32(IN_CLOEXEC))
         guard fd >= 0 else { throw StateError(description: "inotify_init1 failed: \(String(cString: strerror(errno)))") }
         let mask = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM)
-        guard inotify_add_watch(fd, directory.isEmpty ? "/" : directory, mask) >= 0 else {
+        let directoryWatch = inotify_add_watch(fd, directory.isEmpty ? "/" : directory, mask)
+        guard directoryWatch >= 0 else {
             close(fd)
             throw StateError(description: "cannot watch \(directory): \(String(cString: strerror(errno))); does the manifest's directory exist?")
         }
@@ -78,6 +85,8 @@ public final class ManifestWatcher: @unchecked Sendable {
                 close(wake)
                 continuation.finish()
             }
+            // A missing drop-in directory is watched once it is created.
+            var dropInWatch = inotify_add_watch(fd, dropIns, mask)
             // The write end stays open for the process's life: stop() may
             // come after the thread left.
             var buffer = [UInt8](repeating: 0, count: 8192)
@@ -89,22 +98,36 @@ public final class ManifestWatcher: @unchecked Sendable {
                 let n = read(fd, &buffer, buffer.count)
                 if n < 0 && errno == EINTR { continue }
                 guard n > 0 else { return }
-                if Self.names(buffer[0..<n]).contains(name) { continuation.yield() }
+                var changed = false
+                for event in Self.events(buffer[0..<n]) {
+                    if event.watch == directoryWatch && event.name == dropInName {
+                        dropInWatch = inotify_add_watch(fd, dropIns, mask)
+                        changed = true
+                    } else if event.watch == directoryWatch && event.name == name {
+                        changed = true
+                    } else if event.watch == dropInWatch && ManifestPart.isDropIn(event.name) {
+                        changed = true
+                    }
+                }
+                if changed { continuation.yield() }
             }
         }
     }
 
-    /// The file names in a buffer of inotify events.
-    static func names(_ events: ArraySlice<UInt8>) -> [String] {
-        var names: [String] = []
-        var offset = events.startIndex
-        while offset + 16 <= events.endIndex {
-            let length = Int(events[offset + 12]) | Int(events[offset + 13]) << 8 | Int(events[offset + 14]) << 16 | Int(events[offset + 15]) << 24
-            let nameBytes = events[(offset + 16)..<min(offset + 16 + length, events.endIndex)].prefix { $0 != 0 }
-            names.append(String(decoding: nameBytes, as: UTF8.self))
+    /// The watch descriptors and file names in a buffer of inotify events.
+    static func events(_ buffer: ArraySlice<UInt8>) -> [(watch: Int32, name: String)] {
+        var events: [(watch: Int32, name: String)] = []
+        var offset = buffer.startIndex
+        func int32(_ at: Int) -> Int {
+            Int(buffer[at]) | Int(buffer[at + 1]) << 8 | Int(buffer[at + 2]) << 16 | Int(buffer[at + 3]) << 24
+        }
+        while offset + 16 <= buffer.endIndex {
+            let length = int32(offset + 12)
+            let nameBytes = buffer[(offset + 16)..<min(offset + 16 + length, buffer.endIndex)].prefix { $0 != 0 }
+            events.append((Int32(truncatingIfNeeded: int32(offset)), String(decoding: nameBytes, as: UTF8.self)))
             offset += 16 + length
         }
-        return names
+        return events
     }
 
     /// Ends `changes`; the thread wakes, closes its descriptors and exits.

@@ -78,6 +78,8 @@ public struct FileReadError: Error, Sendable, CustomStringConvertible {
         case notRegular(String)
         /// More than this many bytes.
         case tooLarge(Int)
+        /// A directory with more than this many entries of the kind read.
+        case tooManyFiles(Int)
     }
 
     public var path: String
@@ -95,6 +97,7 @@ public struct FileReadError: Error, Sendable, CustomStringConvertible {
         case .system(let code): return code
         case .notRegular: return EINVAL
         case .tooLarge: return EFBIG
+        case .tooManyFiles: return EMFILE
         }
     }
 
@@ -107,6 +110,7 @@ public struct FileReadError: Error, Sendable, CustomStringConvertible {
         case .system(let code): return "cannot read \(path): \(String(cString: strerror(code)))"
         case .notRegular(let what): return "cannot read \(path): it is \(what), not a regular file"
         case .tooLarge(let limit): return "cannot read \(path): it is larger than \(limit) bytes (hostdevd's limit for it)"
+        case .tooManyFiles(let limit): return "cannot read \(path): it holds more than \(limit) drop-ins (hostdevd's limit); merge some"
         }
     }
 }
@@ -126,11 +130,42 @@ public func replaceFile(_ path: String, with bytes: [UInt8], mode: mode_t, durab
 /// Writes the daemon's status file: its directory created 0755 when
 /// missing and refused when another user could write to it, the file 0640,
 /// replaced atomically, never through a link.
-public func writeStatusFile(_ path: String, _ bytes: [UInt8], requiredOwner: uid_t = geteuid()) throws(StateError) {
+public func writeStatusFile(
+    _ path: String, _ bytes: [UInt8], requiredOwner: uid_t = geteuid(), group: gid_t? = ReaderGroup.id
+) throws(StateError) {
     let (parent, name) = splitPath(absolutePath(path))
     guard let directory = try StateDirectory.open(parent, mode: 0o755, create: true, requiredOwner: requiredOwner, what: "status directory")
     else { return }
-    try directory.replace(name, with: bytes, mode: 0o640, durable: false)
+    try directory.replace(name, with: bytes, mode: 0o640, durable: false, group: group)
+}
+
+/// The group whose members read hostdevd's status, ledger and metrics
+/// without root (`hostdevctl status` as an operator): `hostdevd`, which
+/// the package creates. Where it does not exist, files keep root's group.
+public enum ReaderGroup {
+    public static let name = "hostdevd"
+    /// The group's id, looked up once per process; nil when there is no such group.
+    public static let id: gid_t? = lookup(name)
+
+    /// A group's id by name (getgrnam_r: /etc/group or NSS); nil when unknown.
+    public static func lookup(_ name: String) -> gid_t? {
+        var group = Glibc.group()
+        var result: UnsafeMutablePointer<Glibc.group>?
+        var buffer = [CChar](repeating: 0, count: 16384)
+        let code = getgrnam_r(name, &group, &buffer, buffer.count, &result)
+        guard code == 0, result != nil else { return nil }
+        return group.gr_gid
+    }
+
+    /// Gives an open file or directory `mode` and, when there is one, the
+    /// group; only what differs is changed. Failures are ignored: the
+    /// file is then readable by root alone, which is safe.
+    static func share(_ fd: Int32, mode: mode_t, group: gid_t?) {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { return }
+        if let group, info.st_gid != group { _ = fchown(fd, uid_t.max, group) }
+        if info.st_mode & 0o7777 != mode { _ = fchmod(fd, mode) }
+    }
 }
 
 /// `path` made absolute against the working directory (a relative
@@ -178,8 +213,13 @@ public final class StateDirectory: Sendable {
     /// Opens and checks `path` (absolute). When it is missing: created
     /// (parents 0755, itself `mode`) if `create`, else nil. `requiredOwner`
     /// (the effective uid unless a test says otherwise) or root must own it.
+    ///
+    /// `group`: the directory is shared with that group's members (made
+    /// `mode`, and the group's, when this process owns it): the state
+    /// directory's ledger is read by `hostdevctl status` without root.
     public static func open(
-        _ path: String, mode: mode_t, create: Bool, requiredOwner: uid_t = geteuid(), what: String = "state directory"
+        _ path: String, mode: mode_t, create: Bool, requiredOwner: uid_t = geteuid(), what: String = "state directory",
+        group: gid_t? = nil
     ) throws(StateError) -> StateDirectory? {
         var fd = retryingEINTR { Glibc.open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
         var created = false
@@ -209,6 +249,7 @@ public final class StateDirectory: Sendable {
         guard info.st_mode & 0o022 == 0 else {
             throw StateError(description: "\(what) \(path) is writable by group or others (mode 0\(String(info.st_mode & 0o7777, radix: 8))); whoever can write there can redirect root's writes: chmod 0\(String(mode & 0o755, radix: 8)) \(path)")
         }
+        if let group, info.st_uid == geteuid() { ReaderGroup.share(fd, mode: mode & 0o750, group: group) }
         return directory
     }
 
@@ -254,13 +295,15 @@ public final class StateDirectory: Sendable {
 
     /// Replaces `name` atomically: `name.tmp` (a stale one removed first:
     /// unlinkat does not follow links) created with O_EXCL, written, renamed.
-    public func replace(_ name: String, with bytes: [UInt8], mode: mode_t, durable: Bool) throws(StateError) {
+    /// `group`: the file's group (for a `mode` that lets the group read).
+    public func replace(_ name: String, with bytes: [UInt8], mode: mode_t, durable: Bool, group: gid_t? = nil) throws(StateError) {
         let temporary = name + ".tmp"
         if unlinkat(fd, temporary, 0) != 0 && errno != ENOENT {
             throw StateError(description: "cannot remove the stale \(path)/\(temporary): \(String(cString: strerror(errno)))")
         }
         let file = try openFile(temporary, flags: O_WRONLY | O_CREAT | O_EXCL, mode: mode)
         fchmod(file, mode)
+        if let group { _ = fchown(file, uid_t.max, group) }
         let written = writeAll(file, bytes)
         let synced = durable ? fsync(file) : 0
         let code = errno

@@ -33,13 +33,29 @@ public struct LedgerStore: Sendable {
     /// Who must own the state directory (root always may): the effective
     /// uid; tests set another to see the refusal.
     public var requiredOwner: uid_t = geteuid()
+    /// The group that may read the ledger (`hostdevctl status --live`
+    /// without root): `hostdevd` where it exists, else none (root's).
+    public var readerGroup: gid_t? = ReaderGroup.id
+
+    /// The state directory's mode: the reader group may list and read it.
+    public static let directoryMode: mode_t = 0o750
+    /// The ledger's snapshot and journal: the reader group may read them.
+    public static let fileMode: mode_t = 0o640
+
+    /// The state directory as every writer of it opens it (ledger, last
+    /// good manifest): mode `directoryMode`, shared with `group`.
+    public static func openStateDirectory(
+        _ path: String, create: Bool, requiredOwner: uid_t = geteuid(), group: gid_t? = ReaderGroup.id
+    ) throws(StateError) -> StateDirectory? {
+        try StateDirectory.open(path, mode: directoryMode, create: create, requiredOwner: requiredOwner, group: group)
+    }
 
     public init(directory: String) { self.directory = absolutePath(directory) }
 
     /// The state directory, opened once per operation and checked (owner,
     /// mode, not a link); nil when it is missing and `create` is false.
     func openDirectory(create: Bool) throws(StateError) -> StateDirectory? {
-        try StateDirectory.open(directory, mode: 0o700, create: create, requiredOwner: requiredOwner)
+        try Self.openStateDirectory(directory, create: create, requiredOwner: requiredOwner, group: readerGroup)
     }
 
     public func load() throws -> Ledger {
@@ -93,8 +109,9 @@ public struct LedgerStore: Sendable {
         guard let state = try openDirectory(create: true) else { return }
         var info = stat()
         let created = fstatat(state.fd, "ledger.journal", &info, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT
-        let fd = try state.openFile("ledger.journal", flags: O_RDWR | O_CREAT | O_APPEND)
+        let fd = try state.openFile("ledger.journal", flags: O_RDWR | O_CREAT | O_APPEND, mode: Self.fileMode)
         defer { close(fd) }
+        ReaderGroup.share(fd, mode: Self.fileMode, group: readerGroup)
         // After a crash mid-append the journal ends in a torn line: start a
         // line of our own rather than extend it.
         var last: UInt8 = 0
@@ -126,7 +143,7 @@ public struct LedgerStore: Sendable {
     func compact(_ ledger: Ledger, in state: StateDirectory, journal: Int32) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try state.replace("ledger.json", with: Array(try encoder.encode(ledger)), mode: 0o600, durable: true)
+        try state.replace("ledger.json", with: Array(try encoder.encode(ledger)), mode: Self.fileMode, durable: true, group: readerGroup)
         guard journal < 0 || ftruncate(journal, 0) == 0 else {
             throw StateError(description: "cannot truncate \(journalPath): \(String(cString: strerror(errno)))")
         }

@@ -17,11 +17,14 @@ public struct DaemonConfiguration: Sendable {
     public var libvirtURI: String
     public var resyncInterval: Duration
     public var udevSource: String
+    /// The name bindings' `hosts:` globs are matched against.
+    public var hostName: String
 
     public init(
         manifestPath: String, stateDirectory: String, statusFile: String, sysfsRoot: SysfsRoot, libvirtURI: String,
-        resyncInterval: Duration, udevSource: String
+        resyncInterval: Duration, udevSource: String, hostName: String = currentHostName()
     ) {
+        self.hostName = hostName
         self.manifestPath = manifestPath
         self.stateDirectory = stateDirectory
         self.statusFile = statusFile
@@ -67,6 +70,17 @@ public final class Reconciler: @unchecked Sendable {
     public var shouldStop: @Sendable () -> Bool = { false }
     /// When the daemon started, for status readers to tell a stale file.
     let started = ProcessStart.current()
+    /// Gets a record of every pass (the daemon's metrics); nil: none kept.
+    public var recorder: (any PassRecorder)?
+    /// Counts the manifest texts accepted, for the metrics.
+    var manifestGeneration = 0
+    /// The rejected text last counted as a failure (counted once, not per pass).
+    var rejectedFingerprint: String?
+    /// This pass's failures, bind latencies, plan and event time (monotonic ms).
+    var passFailures: [FailureKind: Int] = [:]
+    var bindLatencies: [Double] = []
+    var passPlan: Plan?
+    var eventTime: Double = 0
 
     public init(configuration: DaemonConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -99,6 +113,22 @@ public final class Reconciler: @unchecked Sendable {
 
     /// `queued`: how long the batch's oldest key waited for this pass (ms).
     public func reconcile(_ keys: Set<ReconcileKey>, queued: Double = 0) -> Outcome {
+        let start = PhaseClock.now()
+        eventTime = start - queued
+        (passFailures, bindLatencies, passPlan) = ([:], [], nil)
+        let outcome = pass(keys, queued: queued)
+        if let recorder {
+            recorder.record(PassRecord(
+                duration: (PhaseClock.now() - start) / 1000,
+                bindings: passPlan.map { PassRecord.count($0.bindings.values) },
+                devices: passPlan.map { PassRecord.count($0.devices.values) },
+                libvirtConnected: connection != nil, manifestGeneration: manifestGeneration,
+                manifestRejected: manifestError != nil, failures: passFailures, bindLatencies: bindLatencies, time: now()))
+        }
+        return outcome
+    }
+
+    func pass(_ keys: Set<ReconcileKey>, queued: Double) -> Outcome {
         reconciles += 1
         var clock = PhaseClock(queued: queued)
         loadManifest()
@@ -145,6 +175,7 @@ public final class Reconciler: @unchecked Sendable {
                     }
                 }
                 failedSteps = outcomes.filter(\.isFailure).count
+                if failedSteps > 0 { passFailures[.step, default: 0] += failedSteps }
                 clock.lap("act")
                 // The re-plan only reports: it keeps the pass's host uses
                 // (read before acting; every next pass reads them again).
@@ -155,6 +186,8 @@ public final class Reconciler: @unchecked Sendable {
             if plan.liveVMs != ledger.liveVMs || ledger.intent != nil {
                 try executor.settle(liveVMs: plan.liveVMs, interrupted: ledger.intent)
             }
+            passPlan = plan
+            if libvirtMissing { passFailures[.libvirt, default: 0] += 1 }
             let summary = Self.summary(plan, failedSteps: failedSteps) + (libvirtMissing ? "; libvirt unreachable, retrying" : "")
                 + (manifestError.map { "; manifest rejected, the last good one is in force: \($0.split(separator: "\n").first ?? "")" } ?? "")
             writeStatus(plan: plan, summary: summary, keys: keys, failedSteps: failedSteps, duration: clock.totalMilliseconds)
@@ -164,6 +197,7 @@ public final class Reconciler: @unchecked Sendable {
             return Outcome(failed: libvirtMissing, summary: summary, retryAfter: retry)
         } catch {
             cache = nil
+            passFailures[.reconcile, default: 0] += 1
             logger.error("reconcile failed: \(error)")
             writeStatus(plan: nil, summary: "reconcile failed: \(error)", keys: keys, failedSteps: 0)
             return Outcome(failed: true, summary: "reconcile failed: \(error)")
@@ -182,9 +216,11 @@ public final class Reconciler: @unchecked Sendable {
     func makeExecutor(_ store: LedgerStore, _ observer: Observer) -> Executor {
         Controller(sources: sources, stateDirectory: configuration.stateDirectory, lockTimeout: lockTimeout, writer: writer).executor(
             domains: connection,
-            afterStep: { [logger] _, step, outcome in
+            afterStep: { [logger, self] _, step, outcome in
                 switch outcome {
-                case .done: logger.info("\(step.action.summary): \(step.reason)")
+                case .done:
+                    if case .bind = step.action { bindLatencies.append((PhaseClock.now() - eventTime) / 1000) }
+                    logger.info("\(step.action.summary): \(step.reason)")
                 case .skipped(let why): logger.warning("skipped \(step.action.summary): \(why)")
                 case .failed(let error): logger.error("\(step.action.summary) failed: \(error)")
                 }
@@ -279,30 +315,40 @@ public final class Reconciler: @unchecked Sendable {
         return keys
     }
 
+    /// The manifest and its drop-ins, read afresh; the last good manifest
+    /// stays in force when any file is unreadable or invalid.
     func loadManifest() {
-        let bytes: [UInt8]
-        switch fileContents(configuration.manifestPath, limit: FileLimits.manifest) {
-        case .success(let read): bytes = read
+        let parts: [ManifestPart]
+        switch ManifestFiles.read(configuration.manifestPath) {
+        case .success(let read): parts = read
         case .failure(let error):
-            manifestError = error.description
-            logger.error("\(error); keeping the last good manifest")
+            rejected(error.description, fingerprint: "unreadable " + error.description)
+            logger.error("manifest rejected, keeping the last good one: \(error)")
             return
         }
-        if let lastGood, lastGood.fingerprint == Manifest.fingerprint(of: bytes) {
+        if let lastGood, lastGood.fingerprint == ManifestPart.fingerprint(of: parts) {
             // The good text is back (an edit was reverted): the error is gone.
             if manifestError != nil { logger.info("manifest is valid again") }
-            manifestError = nil
+            (manifestError, rejectedFingerprint) = (nil, nil)
             return
         }
         do {
-            lastGood = try ManifestDecoder.decode(bytes: bytes, file: configuration.manifestPath)
+            lastGood = try ManifestDecoder.decode(parts: parts, host: configuration.hostName)
+            manifestGeneration += 1
             if manifestError != nil { logger.info("manifest is valid again") }
-            manifestError = nil
-            LastGoodManifest(stateDirectory: configuration.stateDirectory).save(bytes, logger: logger)
+            (manifestError, rejectedFingerprint) = (nil, nil)
+            LastGoodManifest(stateDirectory: configuration.stateDirectory).save(parts, logger: logger)
         } catch {
-            manifestError = error.description
+            rejected(error.description, fingerprint: ManifestPart.fingerprint(of: parts))
             logger.error("manifest rejected, keeping the last good one: \(error.diagnostics.first?.description ?? "")")
         }
+    }
+
+    /// Records a rejected manifest; a text already rejected is not a new failure.
+    func rejected(_ error: String, fingerprint: String) {
+        manifestError = error
+        if rejectedFingerprint != fingerprint { passFailures[.manifest, default: 0] += 1 }
+        rejectedFingerprint = fingerprint
     }
 
     /// Why a reconcile ran, for its log line and status: a VF storm batches

@@ -85,12 +85,15 @@ public struct CheckReport: JSONDocument, Sendable, Equatable {
 /// errors with line and column. `exitCode` 1 when any file is invalid.
 public struct ValidateDocument: JSONDocument, Sendable, Equatable {
     public struct Problem: Sendable, Equatable {
+        /// The drop-in (`bindings.d/NAME.yaml`) the problem is in; nil: the file checked.
+        public var dropIn: String?
         public var line: Int
         public var column: Int
         public var message: String
         public var hint: String?
 
-        public init(line: Int, column: Int, message: String, hint: String?) {
+        public init(dropIn: String? = nil, line: Int, column: Int, message: String, hint: String?) {
+            self.dropIn = dropIn
             self.line = line
             self.column = column
             self.message = message
@@ -130,9 +133,8 @@ public struct ValidateDocument: JSONDocument, Sendable, Equatable {
                     ("file", .string(file.file)), ("valid", .bool(file.valid)),
                     ("bindings", .number(file.bindings)), ("devices", .number(file.devices)),
                     ("errors", .array(file.problems.map { problem in
-                        var fields: [(String, JSONText)] = [
-                            ("line", .number(problem.line)), ("column", .number(problem.column)), ("message", .string(problem.message)),
-                        ]
+                        var fields: [(String, JSONText)] = problem.dropIn.map { [("dropIn", .string($0))] } ?? []
+                        fields += [("line", .number(problem.line)), ("column", .number(problem.column)), ("message", .string(problem.message))]
                         if let hint = problem.hint { fields.append(("hint", .string(hint))) }
                         return .object(fields)
                     })),

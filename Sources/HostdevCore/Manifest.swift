@@ -102,17 +102,43 @@ public struct Binding: Sendable, Equatable {
     public var release: ReleasePolicy
     public var live: Bool
     public var devices: [DeviceClaim]
+    /// The hosts this binding is for (`hosts:`), as globs matched against
+    /// the host's name; nil: every host.
+    public var hosts: [HostPattern]?
     public var location: SourceLocation?
 
     public init(
         vm: String, release: ReleasePolicy = .never, live: Bool = false, devices: [DeviceClaim],
-        location: SourceLocation? = nil
+        hosts: [HostPattern]? = nil, location: SourceLocation? = nil
     ) {
         self.vm = vm
         self.release = release
         self.live = live
         self.devices = devices
+        self.hosts = hosts
         self.location = location
+    }
+
+    /// Whether this binding applies on the host named `host`.
+    public func applies(to host: String) -> Bool {
+        hosts.map { $0.contains { $0.matches(host) } } ?? true
+    }
+
+    /// Whether some host could get both bindings, as far as can be told
+    /// without a host name: one is for every host, they share a pattern, or
+    /// a literal name of one matches a pattern of the other. Two globs that
+    /// merely could overlap (`web-*`, `*-01`) are told apart only once the
+    /// host is known (`ManifestDecoder.decode(parts:host:)` checks again
+    /// then). The decoder applies this rule through an index by host name
+    /// (`ManifestDecoder.EarlierClaims`); the tables test both.
+    public func mayShareAHost(with other: Binding) -> Bool {
+        guard let mine = hosts, let theirs = other.hosts else { return true }
+        for a in mine {
+            for b in theirs where a == b || (a.isLiteral && b.matches(a.text)) || (b.isLiteral && a.matches(b.text)) {
+                return true
+            }
+        }
+        return false
     }
 }
 

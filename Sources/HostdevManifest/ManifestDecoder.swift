@@ -29,15 +29,15 @@ public struct ManifestErrors: Error, Sendable, CustomStringConvertible {
 /// verdict wherever JSON Schema can say it (see ManifestCases.swift).
 public struct ManifestDecoder {
     public let file: String
-    private var diagnostics: [ManifestDiagnostic] = []
+    var diagnostics: [ManifestDiagnostic] = []
     /// Reported one by one up to this many; the rest are counted.
     static let diagnosticLimit = 100
-    private var dropped = 0
+    var dropped = 0
 
     /// The largest manifest read: 4 MiB (a real one is a few KB).
     public static let maximumBytes = YAMLLimits.manifest.maximumBytes
 
-    private init(file: String) { self.file = file }
+    init(file: String) { self.file = file }
 
     public static func decode(_ text: String, file: String) throws(ManifestErrors) -> Manifest {
         try decode(bytes: Array(text.utf8), file: file)
@@ -48,18 +48,24 @@ public struct ManifestDecoder {
     public static func decode(bytes: [UInt8], file: String) throws(ManifestErrors) -> Manifest {
         var decoder = ManifestDecoder(file: file)
         let manifest = decoder.decodeDocument(bytes)
-        if decoder.dropped > 0 {
-            decoder.diagnostics.append(ManifestDiagnostic(
-                location: SourceLocation(file: file, line: 1, column: 1),
-                message: "and \(decoder.dropped) more error(s)", hint: "fix the ones above first"))
-        }
+        if let manifest { decoder.checkDuplicates(manifest.bindings, host: manifest.host) }
+        decoder.countDropped()
         guard decoder.diagnostics.isEmpty, let manifest else { throw ManifestErrors(diagnostics: decoder.diagnostics) }
         return manifest
     }
 
+    /// "and N more error(s)" for the diagnostics past the limit.
+    mutating func countDropped() {
+        guard dropped > 0 else { return }
+        diagnostics.append(ManifestDiagnostic(
+            location: SourceLocation(file: file, line: 1, column: 1),
+            message: "and \(dropped) more error(s)", hint: "fix the ones above first"))
+        dropped = 0
+    }
+
     // MARK: document
 
-    mutating func decodeDocument(_ bytes: [UInt8]) -> Manifest? {
+    mutating func decodeDocument(_ bytes: [UInt8], allowHost: Bool = true) -> Manifest? {
         guard bytes.count <= Self.maximumBytes else {
             report(nil, "the manifest is \(bytes.count) bytes, more than the limit of \(Self.maximumBytes) (4 MiB)",
                 hint: "a manifest is a few kilobytes; check that this is the right file")
@@ -87,12 +93,15 @@ public struct ManifestDecoder {
                 report(node, "unsupported manifest version \(version)", hint: "this hostdevd reads version 1")
             }
         }
+        if !allowHost, let node = fields["host"] {
+            report(node, "a drop-in cannot set 'host'",
+                hint: "host settings (orphans, protect, sriov) belong in the main manifest; move them there")
+        }
         let host = fields["host"].map { decodeHost($0) } ?? HostPolicy()
         var bindings: [Binding] = []
         if let list = fields["bindings"].flatMap({ sequence($0, "bindings") }) {
             bindings = list.compactMap { decodeBinding($0) }
         }
-        checkDuplicates(bindings, host: host)
         return Manifest(host: host, bindings: bindings, fingerprint: Manifest.fingerprint(of: bytes))
     }
 
@@ -132,7 +141,7 @@ public struct ManifestDecoder {
     static let maximumCount = 65535
 
     mutating func decodeBinding(_ node: YAMLNode) -> Binding? {
-        guard let fields = mapping(node, "a binding", keys: ["vm", "release", "live", "devices"]) else { return nil }
+        guard let fields = mapping(node, "a binding", keys: ["vm", "release", "live", "hosts", "devices"]) else { return nil }
         guard let vmNode = fields["vm"] else {
             report(node, "binding without 'vm'", hint: "name the libvirt domain: vm: win11")
             return nil
@@ -145,6 +154,7 @@ public struct ManifestDecoder {
         var binding = Binding(vm: vm, devices: [], location: location(node))
         if let value = fields["release"] { binding.release = choice(value, "release") ?? .never }
         if let value = fields["live"] { binding.live = boolean(value, "live") ?? false }
+        if let value = fields["hosts"] { binding.hosts = hostPatterns(value, vm: vm) }
         guard let devicesNode = fields["devices"] else {
             report(node, "binding for '\(printable(vm))' has no 'devices'", hint: "list at least one device, or remove the binding")
             return binding
@@ -276,6 +286,27 @@ public struct ManifestDecoder {
         return MdevSpec(uuid: uuid!, parent: parent, type: type)
     }
 
+    /// `hosts: [web-01, "gpu-*"]`: globs for the host names a binding is for.
+    mutating func hostPatterns(_ node: YAMLNode, vm: String) -> [HostPattern]? {
+        guard let list = sequence(node, "hosts") else { return nil }
+        if list.isEmpty {
+            report(node, "binding for '\(printable(vm))' lists no hosts",
+                hint: "name at least one host (globs like gpu-* work), or remove 'hosts' for every host")
+            return nil
+        }
+        var patterns: [HostPattern] = []
+        for item in list {
+            guard let text = string(item, "a hosts entry", example: "hosts: [\"gpu-*\"]") else { continue }
+            guard !text.isEmpty, !text.unicodeScalars.contains(where: { isControl($0) || $0 == " " || $0 == "\t" }) else {
+                report(item, "'\(printable(text))' is not a host name or glob",
+                    hint: "write a host name as 'uname -n' prints it, or a glob such as \"gpu-*\" (no spaces)")
+                continue
+            }
+            patterns.append(HostPattern(text))
+        }
+        return patterns
+    }
+
     /// `force: [console, network]`: the host uses the operator hands over.
     mutating func handOver(_ node: YAMLNode) -> Set<HandOver> {
         guard let list = sequence(node, "force") else { return [] }
@@ -338,39 +369,112 @@ public struct ManifestDecoder {
     }
 
     /// A device named twice, and a VM with two bindings, are errors: the
-    /// manifest must say one thing about each.
+    /// manifest must say one thing about each. Bindings for hosts that
+    /// cannot be the same (`hosts: [a]` and `hosts: [b]`) may name the
+    /// same device and VM: that is how one manifest serves a fleet.
     mutating func checkDuplicates(_ bindings: [Binding], host: HostPolicy) {
-        var firstVM: [String: SourceLocation] = [:]
-        // By description: an mdev's is its UUID, whatever parent and type it names.
-        var firstDevice: [String: (vm: String, location: SourceLocation?)] = [:]
-        firstVM.reserveCapacity(bindings.count)
-        firstDevice.reserveCapacity(bindings.count)
-        for binding in bindings {
-            if let first = firstVM[binding.vm] {
-                append(ManifestDiagnostic(
-                    location: binding.location ?? first, message: "VM '\(printable(binding.vm))' has a second binding",
-                    hint: "merge it into the first, at line \(first.line)"))
-            } else if let location = binding.location {
-                firstVM[binding.vm] = location
-            }
-            for claim in binding.devices {
-                if let first = firstDevice[claim.selector.description] {
-                    append(ManifestDiagnostic(
-                        location: claim.location ?? SourceLocation(file: file, line: 0, column: 0),
-                        message: "\(claim.selector) is named twice",
-                        hint: "it is already claimed by '\(printable(first.vm))'" + (first.location.map { " at line \($0.line)" } ?? "")
-                            + "; a device belongs to one VM"))
-                } else {
-                    firstDevice[claim.selector.description] = (binding.vm, claim.location)
-                }
-            }
-        }
+        for diagnostic in Self.duplicates(in: bindings, byHosts: true) { append(diagnostic) }
         var seenPF = Set<PCIAddress>()
         for setting in host.sriov where !seenPF.insert(setting.pf).inserted {
             append(ManifestDiagnostic(
                 location: setting.location ?? SourceLocation(file: file, line: 0, column: 0),
                 message: "sriov for \(setting.pf) is given twice", hint: "keep one entry per physical function"))
         }
+    }
+
+    /// A diagnostic at each later binding that names a VM, or claims a
+    /// device, an earlier binding already does. `byHosts`: only when the
+    /// two may apply to the same host (`Binding.mayShareAHost`); otherwise
+    /// always (the bindings already selected for one host). The hint names
+    /// the earlier one's line, and its file when that is another file.
+    /// Indexed by host name, so a fleet's thousands of single-host
+    /// bindings of one device are not compared pairwise.
+    static func duplicates(in bindings: [Binding], byHosts: Bool, onHost host: String? = nil) -> [ManifestDiagnostic] {
+        var diagnostics: [ManifestDiagnostic] = []
+        var byVM: [String: EarlierClaims] = [:]
+        // By description: an mdev's is its UUID, whatever parent and type it names.
+        var byDevice: [String: EarlierClaims] = [:]
+        byVM.reserveCapacity(bindings.count)
+        byDevice.reserveCapacity(bindings.count)
+        let unknown = SourceLocation(file: "", line: 0, column: 0)
+        let suffix = host.map { " (both are for host '\(printable($0))')" } ?? ""
+        for (index, binding) in bindings.enumerated() {
+            let here = binding.location ?? unknown
+            let hosts = byHosts ? binding.hosts : nil
+            if let first = byVM[binding.vm]?.conflict(with: hosts) {
+                diagnostics.append(ManifestDiagnostic(
+                    location: here, message: "VM '\(printable(binding.vm))' has a second binding",
+                    hint: "merge it into the first, \(at(first.location, from: here))\(suffix)"))
+            }
+            byVM[binding.vm, default: EarlierClaims()].add(hosts, binding: index, at: binding.location)
+            for claim in binding.devices {
+                let claimedAt = claim.location ?? here
+                if let first = byDevice[claim.selector.description]?.conflict(with: hosts, binding: index) {
+                    diagnostics.append(ManifestDiagnostic(
+                        location: claimedAt, message: "\(claim.selector) is named twice",
+                        hint: "it is already claimed by '\(printable(bindings[first.binding].vm))' \(at(first.location, from: claimedAt))"
+                            + "\(suffix); a device belongs to one VM"))
+                }
+                byDevice[claim.selector.description, default: EarlierClaims()].add(hosts, binding: index, at: claim.location)
+            }
+        }
+        return diagnostics
+    }
+
+    /// The bindings that named one VM or device so far, by the hosts they
+    /// are for: which earlier one a new binding collides with.
+    struct EarlierClaims {
+        typealias Claim = (binding: Int, location: SourceLocation?)
+        var first: Claim?
+        var latest: Claim?
+        var everywhere: Claim?
+        var literal: [String: Claim] = [:]
+        var globs: [(pattern: HostPattern, claim: Claim)] = []
+
+        /// The earliest claim that can apply on a host the new one applies
+        /// on (`hosts` nil: every host); a claim by the same binding always.
+        func conflict(with hosts: [HostPattern]?, binding: Int? = nil) -> Claim? {
+            if let latest, latest.binding == binding { return latest }
+            guard let hosts else { return first }
+            var found = everywhere
+            func consider(_ claim: Claim?) {
+                guard let claim else { return }
+                if found.map({ claim.binding < $0.binding }) ?? true { found = claim }
+            }
+            for pattern in hosts {
+                if pattern.isLiteral {
+                    consider(literal[pattern.text])
+                    for glob in globs where glob.pattern.matches(pattern.text) { consider(glob.claim) }
+                } else {
+                    for glob in globs where glob.pattern == pattern { consider(glob.claim) }
+                    for (name, claim) in literal where pattern.matches(name) { consider(claim) }
+                }
+            }
+            return found
+        }
+
+        mutating func add(_ hosts: [HostPattern]?, binding: Int, at location: SourceLocation?) {
+            let claim = (binding, location)
+            if first == nil { first = claim }
+            latest = claim
+            guard let hosts else {
+                if everywhere == nil { everywhere = claim }
+                return
+            }
+            for pattern in hosts {
+                if pattern.isLiteral {
+                    if literal[pattern.text] == nil { literal[pattern.text] = claim }
+                } else if !globs.contains(where: { $0.pattern == pattern }) {
+                    globs.append((pattern, claim))
+                }
+            }
+        }
+    }
+
+    /// "at line 4" within the same file, "at FILE:4" in another.
+    static func at(_ location: SourceLocation?, from here: SourceLocation) -> String {
+        guard let location else { return "earlier" }
+        return location.file == here.file ? "at line \(location.line)" : "at \(location.file):\(location.line)"
     }
 
     // MARK: typed readers

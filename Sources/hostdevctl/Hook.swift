@@ -93,7 +93,7 @@ struct Hook: ParsableCommand {
         do {
             return try loadManifest(state.manifest)
         } catch {
-            if let bytes = saved.load(), let manifest = try? ManifestDecoder.decode(bytes: bytes, file: saved.path) {
+            if let parts = saved.load(), let manifest = try? ManifestDecoder.decode(parts: parts, host: currentHostName()) {
                 printError("warning: \(error); using the last good manifest \(saved.path)")
                 return manifest
             }

@@ -35,12 +35,29 @@ func readText(_ path: String, what: String, limit: Int = FileLimits.state, hint:
     String(decoding: try readBytes(path, what: what, limit: limit, hint: hint), as: UTF8.self)
 }
 
-func loadManifest(_ path: String) throws -> Manifest {
-    let bytes = try readBytes(path, what: "manifest", limit: FileLimits.manifest, hint: "create it (see manifests/examples/) or pass --manifest")
+/// The manifest and the drop-ins beside it, with the bindings for `host`
+/// (nil: every binding, whatever its `hosts:`).
+func loadManifest(_ path: String, host: String? = currentHostName()) throws -> Manifest {
+    try decodeManifest(try readManifestParts(path), host: host, path: path)
+}
+
+func readManifestParts(_ path: String) throws -> [ManifestPart] {
+    switch ManifestFiles.read(path) {
+    case .success(let parts): return parts
+    case .failure(let error):
+        // "cannot read manifest /etc/…: No such file or directory; create it"
+        let detail = error.description.hasPrefix("cannot read ") ? String(error.description.dropFirst(12)) : error.description
+        let hint = error.path == path ? "create it (see manifests/examples/) or pass --manifest" : "fix or remove that drop-in"
+        throw Failure(message: "cannot read manifest \(detail); \(hint)")
+    }
+}
+
+func decodeManifest(_ parts: [ManifestPart], host: String?, path: String) throws -> Manifest {
     do {
-        return try ManifestDecoder.decode(bytes: bytes, file: path)
+        return try ManifestDecoder.decode(parts: parts, host: host)
     } catch {
-        throw Failure(message: "\(error)\n\(error.diagnostics.count) error(s) in \(path); 'hostdevctl validate --manifest \(path)' checks it")
+        let files = parts.count > 1 ? "\(path) and its drop-ins" : path
+        throw Failure(message: "\(error)\n\(error.diagnostics.count) error(s) in \(files); 'hostdevctl validate --manifest \(path)' checks it")
     }
 }
 
@@ -78,20 +95,27 @@ struct Validate: ParsableCommand {
 
     /// One file's verdict: its counts, or every error with line and column.
     static func check(_ file: String) -> ValidateDocument.FileResult {
-        let read: Result<[UInt8], FileReadError> =
-            file == "-" ? readBounded(fd: 0, limit: FileLimits.manifest) : fileContents(file, limit: FileLimits.manifest)
-        let bytes: [UInt8]
+        // A named manifest comes with the drop-ins of its bindings.d/; every
+        // binding is checked, for every host: a fleet's manifest is checked whole.
+        let read: Result<[ManifestPart], FileReadError> =
+            file == "-"
+            ? readBounded(fd: 0, limit: FileLimits.manifest).map { [ManifestPart(file: "<stdin>", bytes: $0)] }
+            : ManifestFiles.read(file)
+        let parts: [ManifestPart]
         switch read {
-        case .success(let content): bytes = content
+        case .success(let content): parts = content
         case .failure(let error):
             return ValidateDocument.FileResult(file: file, problems: [.init(line: 0, column: 0, message: error.description, hint: nil)])
         }
         do {
-            let parsed = try ManifestDecoder.decode(bytes: bytes, file: file == "-" ? "<stdin>" : file)
+            let parsed = try ManifestDecoder.decode(parts: parts, host: nil)
             return ValidateDocument.FileResult(file: file, bindings: parsed.bindings.count, devices: parsed.bindings.reduce(0) { $0 + $1.devices.count })
         } catch {
+            let main = parts.first?.file
             return ValidateDocument.FileResult(file: file, problems: error.diagnostics.map {
-                .init(line: $0.location.line, column: $0.location.column, message: $0.message, hint: $0.hint)
+                .init(
+                    dropIn: $0.location.file == main || $0.location.file.isEmpty ? nil : $0.location.file,
+                    line: $0.location.line, column: $0.location.column, message: $0.message, hint: $0.hint)
             })
         }
     }
@@ -110,7 +134,7 @@ struct Validate: ParsableCommand {
                     printError("error: \(file.problems[0].message)")
                 } else {
                     for problem in file.problems {
-                        printError("\(name):\(problem.line):\(problem.column): error: \(problem.message)" + (problem.hint.map { "; \($0)" } ?? ""))
+                        printError("\(problem.dropIn ?? name):\(problem.line):\(problem.column): error: \(problem.message)" + (problem.hint.map { "; \($0)" } ?? ""))
                     }
                     printError("\(file.problems.count) error(s) in \(name)")
                 }
@@ -156,11 +180,22 @@ struct PlanCommand: ParsableCommand {
 
     @OptionGroup var output: FormatOption
 
+    @Option(
+        name: .customLong("host"),
+        help: ArgumentHelp("Plan as the host of this name: the bindings whose 'hosts:' match it (default: this host's name). With --observed, plans another host of a fleet from its snapshot.", valueName: "name"))
+    var hostName: String?
+
+    func validate() throws {
+        if let hostName, hostName.isEmpty || hostName.contains(where: \.isWhitespace) {
+            throw ValidationError("--host '\(hostName)' is not a host name; give the name 'uname -n' prints on that host")
+        }
+    }
+
     func run() throws {
         let plan: Plan
         let observedHost: ObservedHost
         do {
-            let manifest = try loadManifest(state.manifest)
+            let manifest = try loadManifest(state.manifest, host: hostName ?? currentHostName())
             observedHost = try observe(host: host, observedFile: observed)
             plan = try controller(host, state).plan(manifest: manifest, observed: observedHost).0
         } catch {
@@ -204,8 +239,7 @@ struct Apply: ParsableCommand {
             let connection = try? LibvirtConnection(uri: host.connect)
             let observed = try controller.observe(connection: connection, warn: printError)
             let (plan, ledger) = try controller.plan(manifest: manifest, observed: observed)
-            LastGoodManifest(stateDirectory: controller.store.directory).save(
-                try readBytes(state.manifest, what: "manifest", limit: FileLimits.manifest, hint: ""))
+            LastGoodManifest(stateDirectory: controller.store.directory).save(try readManifestParts(state.manifest))
             if plan.verdict == .converged {
                 emit(json ? ApplyResultDocument(after: plan, stepsRun: 0, failedSteps: 0).json.compact() + "\n" : "No changes. The host matches the manifest.\n")
                 return
@@ -328,6 +362,10 @@ struct Status: ParsableCommand {
     var live = false
 
     func run() throws {
+        if !live, observed == nil, case .failure(let error) = fileContents(statusFile), error.problem == .system(EACCES) {
+            // The daemon runs; only this user may not read what it says.
+            throw fail(Failure(message: "cannot read status \(statusFile): Permission denied; members of group \(ReaderGroup.name) read it without root ('adduser \(currentUser()) \(ReaderGroup.name)', then log in again), or run as root"))
+        }
         if !live, observed == nil, let text = try? readText(statusFile, what: "status", hint: "") {
             let staleness = DaemonStatus.staleness(text)
             if let staleness { printError("warning: \(statusFile): \(staleness)") }
@@ -404,4 +442,10 @@ enum DaemonStatus {
         if let notes = status.notes, !notes.isEmpty { out += "Notes:\n" + notes.map { "  - \($0)\n" }.joined() }
         return out
     }
+}
+
+/// The name of the user running this command, for hints.
+func currentUser() -> String {
+    guard let entry = getpwuid(geteuid()), let name = entry.pointee.pw_name else { return "USER" }
+    return String(cString: name)
 }

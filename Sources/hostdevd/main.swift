@@ -1,5 +1,6 @@
 import ArgumentParser
 import HostdevController
+import HostdevMetrics
 import HostdevSysfs
 import Logging
 import ServiceLifecycle
@@ -37,10 +38,26 @@ struct Hostdevd: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(help: ArgumentHelp(
+        "Serve Prometheus metrics at GET /metrics on a unix socket (unix:/run/hostdevd/metrics.sock) or a loopback port (127.0.0.1:9464); off by default.",
+        valueName: "address"))
+    var metrics: String?
+
+    @Option(
+        name: .customLong("host"),
+        help: ArgumentHelp("The host name bindings' 'hosts:' globs are matched against (default: uname -n).", valueName: "name"))
+    var hostName: String?
+
     func validate() throws {
         guard resync > 0 else { throw ValidationError("--resync must be a positive number of seconds") }
         guard ["udev", "kernel"].contains(udevSource) else { throw ValidationError("--udev-source must be udev or kernel") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
+        if let metrics {
+            do { _ = try MetricsAddress(metrics) } catch { throw ValidationError(error.description) }
+        }
+        if let hostName, hostName.isEmpty || hostName.contains(where: \.isWhitespace) {
+            throw ValidationError("--host '\(hostName)' is not a host name; give the name 'uname -n' prints")
+        }
     }
 
     func run() async throws {
@@ -51,11 +68,26 @@ struct Hostdevd: AsyncParsableCommand {
             JournalLogHandler(label: label, format: format, logLevel: Logger.Level(rawValue: logLevel) ?? .info)
         }
         let logger = Logger(label: "hostdevd")
+        var recorder: DaemonMetrics?
+        var server: MetricsServer?
+        if let metrics {
+            let collected = DaemonMetrics()
+            do {
+                server = try MetricsServer(address: try MetricsAddress(metrics)) { collected.exposition() }
+            } catch {
+                logger.critical("\(error)")
+                throw ExitCode.failure
+            }
+            logger.info("metrics at \(server!.address) (GET /metrics)")
+            recorder = collected
+        }
+        defer { server?.stop() }
         let daemon = HostdevDaemon(
             configuration: DaemonConfiguration(
                 manifestPath: manifest, stateDirectory: stateDir, statusFile: statusFile, sysfsRoot: SysfsRoot(sysfsRoot),
-                libvirtURI: connect, resyncInterval: .seconds(resync), udevSource: udevSource),
-            logger: logger)
+                libvirtURI: connect, resyncInterval: .seconds(resync), udevSource: udevSource,
+                hostName: hostName ?? currentHostName()),
+            logger: logger, recorder: recorder)
         let group = ServiceGroup(services: [daemon], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
     }

@@ -65,9 +65,37 @@ let manifestCases: [ManifestCase] = [
     ManifestCase("an empty force list", binding("    devices: [{pci: \"01:00.0\", force: []}]\n")),
     ManifestCase("a domain name with spaces and unicode", "version: 1\nbindings:\n  - vm: \"win 11 — Gäste\"\n    devices: [{pci: \"01:00.0\"}]\n"),
     ManifestCase("an explicit document end", "---\nversion: 1\n...\n"),
+    ManifestCase("hosts globs", binding("    hosts: [gpu-01, \"lab-*\", \"node[0-9]\"]\n    devices: [{pci: \"01:00.0\"}]\n")),
+    ManifestCase("one device for two hosts", """
+        version: 1
+        bindings:
+          - vm: a
+            hosts: [gpu-01]
+            devices: [{pci: "01:00.0"}]
+          - vm: a
+            hosts: [gpu-02]
+            devices: [{pci: "01:00.0"}]
+        """),
 
     // The decoder's positioned diagnostics.
     ManifestCase("version 2", "version: 2\n", ["m.yaml:1:10: error: unsupported manifest version 2; this hostdevd reads version 1"]),
+    ManifestCase("empty hosts", binding("    hosts: []\n    devices: [{pci: \"01:00.0\"}]\n"),
+        ["m.yaml:4:12: error: binding for 'a' lists no hosts; name at least one host (globs like gpu-* work), or remove 'hosts' for every host"]),
+    ManifestCase("a host with a space", binding("    hosts: [\"gpu 01\"]\n    devices: [{pci: \"01:00.0\"}]\n"),
+        ["m.yaml:4:13: error: 'gpu 01' is not a host name or glob; write a host name as 'uname -n' prints it, or a glob such as \"gpu-*\" (no spaces)"]),
+    ManifestCase("hosts as text", binding("    hosts: gpu-01\n    devices: [{pci: \"01:00.0\"}]\n"),
+        ["m.yaml:4:12: error: hosts must be a list (lines starting with '- '), not the text 'gpu-01'"]),
+    ManifestCase("one device twice for the same host", """
+        version: 1
+        bindings:
+          - vm: a
+            hosts: [gpu-01]
+            devices: [{pci: "01:00.0"}]
+          - vm: b
+            hosts: ["gpu-*"]
+            devices: [{pci: "01:00.0"}]
+        """, ["m.yaml:8:15: error: pci 0000:01:00.0 is named twice; it is already claimed by 'a' at line 5; a device belongs to one VM"],
+        schemaCannotExpress: "uniqueness across bindings"),
     ManifestCase("no version", "bindings: []\n", ["m.yaml:1:1: error: missing 'version'; add 'version: 1' at the top"]),
     ManifestCase("misspelt key", "version: 1\nbindngs: []\n", ["m.yaml:2:1: error: unknown key 'bindngs' in the manifest; did you mean 'bindings'?"]),
     ManifestCase(

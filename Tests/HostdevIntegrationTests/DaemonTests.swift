@@ -30,7 +30,14 @@ final class DaemonRig {
     /// fake kernel does not serve (its bind and unbind are plain files).
     /// `killAfterWrite: k`: the fake kernel SIGKILLs hostdevd as soon as the
     /// k-th write to a control file has taken effect.
-    init(libvirtd: LibvirtDaemon, manifest text: String, killAfterWrite: Int? = nil, prepare: (SysfsTree, String) throws -> Void = { _, _ in }) throws {
+    /// More hostdevd options (`--metrics …`), kept for restarts.
+    let arguments: [String]
+
+    init(
+        libvirtd: LibvirtDaemon, manifest text: String, killAfterWrite: Int? = nil, arguments: [String] = [],
+        prepare: (SysfsTree, String) throws -> Void = { _, _ in }
+    ) throws {
+        self.arguments = arguments
         server = FakeKernelServer(tree: tree)
         let child = Mutex<pid_t>(0)
         if let killAfterWrite {
@@ -45,24 +52,24 @@ final class DaemonRig {
         for vm in ["win11", "late"] { try keeper.undefine(vm) }
         try keeper.define(xml: domainXML("win11"))
         FileTree.write(state + "/bindings.yaml", text)
-        daemon = try Self.launch(tree: tree, state: state, uri: uri, notify: notify)
+        daemon = try Self.launch(tree: tree, state: state, uri: uri, notify: notify, arguments: arguments)
         child.withLock { $0 = daemon.pid }
     }
 
-    static func launch(tree: SysfsTree, state: String, uri: String, notify: NotifyListener) throws -> ChildProcess {
+    static func launch(tree: SysfsTree, state: String, uri: String, notify: NotifyListener, arguments: [String] = []) throws -> ChildProcess {
         var environment = ProcessInfo.processInfo.environment
         environment["UMOCKDEV_DIR"] = tree.root
         environment["NOTIFY_SOCKET"] = notify.path
         return try ChildProcess(
             RealComponent.umockdevWrapper.rawValue,
             [BuiltProducts.hostdevd, "--sysfs-root", tree.root, "--connect", uri, "--manifest", state + "/bindings.yaml",
-                "--state-dir", state, "--status-file", state + "/status.json", "--resync", "3600"],
+                "--state-dir", state, "--status-file", state + "/status.json", "--resync", "3600"] + arguments,
             environment: environment)
     }
 
     /// A new hostdevd on the same host and state, as systemd's restart does.
     func restart() throws {
-        daemon = try Self.launch(tree: tree, state: state, uri: uri, notify: notify)
+        daemon = try Self.launch(tree: tree, state: state, uri: uri, notify: notify, arguments: arguments)
     }
 
     /// Replaces the manifest by rename, as editors and git do.

@@ -141,6 +141,35 @@ final class CapturedOutput: Sendable {
         #expect(lines.contains { $0.hasPrefix("<3>") && $0.contains("missing/bindings.yaml") }, "\(lines)")
     }
 
+    /// libvirt away while the daemon plans: its warning is said once per
+    /// line, at priority 4, never as "warning … warning:" (the observer's
+    /// and the retry loop's messages carry their own level words).
+    @Test func libvirtWarningsAreNotNested() throws {
+        let tree = SysfsTree.workstation()
+        let dir = FileTree.makeTemporaryDirectory(prefix: "hostdev-journal")
+        defer {
+            FileTree.remove(dir)
+            FileTree.remove(tree.root)
+        }
+        FileTree.write(dir + "/bindings.yaml", "version: 1\n")
+        let script = """
+            exec 2>"$1/stderr"
+            export JOURNAL_STREAM="$(stat -c '%d:%i' "$1/stderr")"
+            timeout -s TERM 2 "$2" --manifest "$1/bindings.yaml" --state-dir "$1/state" --status-file "$1/status.json" \\
+              --connect bogus:///nothing --sysfs-root "$3" --udev-source kernel --resync 1
+            rc=$?; [ $rc -eq 124 ] || [ $rc -eq 0 ]
+            """
+        let result = try ChildProcess.run("/bin/sh", ["-c", script, "sh", dir, BuiltProducts.hostdevd, tree.root])
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = (FileTree.read(dir + "/stderr") ?? "").split(separator: "\n")
+        #expect(lines.contains { $0.hasPrefix("<4>libvirt unreachable: ") }, "\(lines)")
+        for line in lines {
+            #expect(line.range(of: #"^<[0-7]>"#, options: .regularExpression) != nil, "no priority: \(line)")
+            #expect(!line.lowercased().contains("warning:"), "nested level word: \(line)")
+            #expect(!line.lowercased().contains("error: error:"), "nested level word: \(line)")
+        }
+    }
+
     @Test func hostdevdWritesTimestampsElsewhere() throws {
         let lines = try daemonLines(journal: false)
         #expect(!lines.isEmpty)
