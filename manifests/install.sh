@@ -54,7 +54,8 @@ uninstall() {
   done <"$DESTDIR$RECORD"
   rm -f "$DESTDIR$RECORD"
   # Directories that only held our files; shared ones (bin, lib/udev/...) stay when not empty.
-  for dir in "$PREFIX/share/hostdevd" "$PREFIX/share/doc/hostdevd/examples" "$PREFIX/share/doc/hostdevd" \
+  for dir in "$PREFIX/share/hostdevd/schemas" "$PREFIX/share/hostdevd" "$PREFIX/share/doc/hostdevd/examples" \
+    "$PREFIX/share/doc/hostdevd/docs" "$PREFIX/share/doc/hostdevd" \
     /etc/libvirt/hooks/qemu.d; do
     rmdir "$DESTDIR$dir" 2>/dev/null || true
   done
@@ -95,6 +96,8 @@ install -d "$DESTDIR/etc/hostdevd"
 put 0644 manifests/examples/minimal.yaml /etc/hostdevd/bindings.yaml.example
 put 0644 manifests/hostdevd-manifest.schema.json "$PREFIX/share/hostdevd/hostdevd-manifest.schema.json"
 put 0644 README.md "$PREFIX/share/doc/hostdevd/README.md"
+for doc in docs/*.md; do put 0644 "$doc" "$PREFIX/share/doc/hostdevd/docs/$(basename "$doc")"; done
+for schema in manifests/schemas/*.schema.json; do put 0644 "$schema" "$PREFIX/share/hostdevd/schemas/$(basename "$schema")"; done
 for example in manifests/examples/*; do
   put 0644 "$example" "$PREFIX/share/doc/hostdevd/examples/$(basename "$example")"
 done

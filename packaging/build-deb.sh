@@ -80,6 +80,10 @@ install -m 0644 manifests/examples/minimal.yaml "$STAGE/etc/hostdevd/bindings.ya
 install -m 0644 manifests/hostdevd-manifest.schema.json "$STAGE/usr/share/hostdevd/"
 install -m 0644 manifests/examples/* "$STAGE/usr/share/doc/hostdevd/examples/"
 install -m 0644 README.md "$STAGE/usr/share/doc/hostdevd/README.md"
+# README's links into docs/ resolve beside it; the output schemas beside the manifest's.
+install -d "$STAGE/usr/share/doc/hostdevd/docs" "$STAGE/usr/share/hostdevd/schemas"
+install -m 0644 docs/*.md "$STAGE/usr/share/doc/hostdevd/docs/"
+install -m 0644 manifests/schemas/*.schema.json "$STAGE/usr/share/hostdevd/schemas/"
 install -m 0644 packaging/debian/copyright "$STAGE/usr/share/doc/hostdevd/copyright"
 install -D -m 0644 packaging/debian/lintian-overrides "$STAGE/usr/share/lintian/overrides/hostdevd"
 sed -e "s/@VERSION@/$VERSION/g" -e "s/@COMMIT@/$COMMIT/g" -e "s/@MAINTAINER@/$MAINTAINER/g" \
