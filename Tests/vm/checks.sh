@@ -301,6 +301,9 @@ c_libvirt_up() {
   local attempt
   for attempt in 1 2; do
     gx -t 300 '
+    # as the shipped unit does before hostdevd starts (ExecStartPre); the
+    # libvirt checks may run alone (--only), without the kernel checks that load it
+    modprobe vfio-pci || exit 1
     kill $(cat /run/libvirtd.pid 2>/dev/null) 2>/dev/null && sleep 2
     grep -q "^libvirt-qemu:" /etc/group || echo "libvirt-qemu:x:64055:" >> /etc/group
     grep -q "^libvirt-qemu:" /etc/passwd || echo "libvirt-qemu:x:64055:64055::/var/lib/libvirt:/usr/sbin/nologin" >> /etc/passwd
