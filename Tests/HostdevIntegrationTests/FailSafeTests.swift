@@ -226,11 +226,7 @@ struct ReleaseCommandTests {
         tree.addPCI(.init(stuck.description, vendor: "8086", device: "10d3", classCode: 0x020000, driver: "stuckdrv", iommuGroup: 31))
         FileTree.write(state + "/bindings.yaml", "version: 1\nbindings:\n  - vm: win11\n    devices:\n      - pci: \"0000:00:05.0\"\n")
         let kernel = FakeKernel(tree: tree)
-        let reconciler = Reconciler(
-            configuration: DaemonConfiguration(
-                manifestPath: state + "/bindings.yaml", stateDirectory: state, statusFile: state + "/status.json", sysfsRoot: tree.sysfs,
-                libvirtURI: exampleHostURI, resyncInterval: .seconds(3600), udevSource: "udev"),
-            logger: Logger(label: "test"))
+        let reconciler = testReconciler(tree: tree, state: state)
         let writer = StuckDriver(kernel: kernel)
         reconciler.writer = writer
         let clock = Mutex(1_000.0)
@@ -273,11 +269,7 @@ struct ReleaseCommandTests {
         try LedgerStore(directory: state).save(ledger)
         tree.addProcess(4242, comm: "qemu-system-x86", openFiles: ["/dev/vfio/31"])
         FileTree.write(state + "/bindings.yaml", "version: 1\nbindings: []\n")
-        let reconciler = Reconciler(
-            configuration: DaemonConfiguration(
-                manifestPath: state + "/bindings.yaml", stateDirectory: state, statusFile: state + "/status.json", sysfsRoot: tree.sysfs,
-                libvirtURI: exampleHostURI, resyncInterval: .seconds(3600), udevSource: "udev"),
-            logger: Logger(label: "test"))
+        let reconciler = testReconciler(tree: tree, state: state)
         reconciler.writer = kernel
         let clock = Mutex(1_000.0)
         reconciler.now = { clock.withLock { $0 } }

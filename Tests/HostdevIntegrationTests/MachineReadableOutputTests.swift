@@ -202,10 +202,7 @@ func jsonText(_ object: Any) throws -> String {
         let nic = PCIAddress("0000:00:05.0")!
         tree.addPCI(.init(nic.description, vendor: "8086", device: "10d3", classCode: 0x020000, driver: "e1000e", iommuGroup: 31))
         FileTree.write(state + "/bindings.yaml", "version: 1\nbindings:\n  - vm: win11\n    devices:\n      - pci: \"0000:00:05.0\"\n")
-        let configuration = DaemonConfiguration(
-            manifestPath: state + "/bindings.yaml", stateDirectory: state, statusFile: state + "/status.json", sysfsRoot: tree.sysfs,
-            libvirtURI: exampleHostURI, resyncInterval: .seconds(3600), udevSource: "udev")
-        let reconciler = Reconciler(configuration: configuration, logger: Logger(label: "test"))
+        let reconciler = testReconciler(tree: tree, state: state)
         reconciler.writer = FakeKernel(tree: tree)
         reconciler.now = { 3_600 }
         _ = reconciler.reconcile([.all])
@@ -216,7 +213,7 @@ func jsonText(_ object: Any) throws -> String {
         #expect(history.of("pci 0000:00:05.0").map(\.action) == ["bind", "attachConfig"])
         #expect(history.of("pci 0000:00:05.0").allSatisfy { $0.outcome == "done" && $0.time == 3_600 })
         // A restarted daemon starts from the history it wrote.
-        #expect(Reconciler(configuration: configuration, logger: Logger(label: "test")).history == history)
+        #expect(testReconciler(tree: tree, state: state).history == history)
 
         let describe = try hostdevctl(
             "describe", "0000:00:05.0", "--sysfs-root", tree.root, "--connect", exampleHostURI, "--manifest", state + "/bindings.yaml",
@@ -237,11 +234,7 @@ extension DaemonHistoryTests {
         let tree = SysfsTree.workstation()
         let state = FileTree.makeTemporaryDirectory(prefix: "hostdev-nomanifest")
         defer { FileTree.remove(state) }
-        let reconciler = Reconciler(
-            configuration: DaemonConfiguration(
-                manifestPath: state + "/missing.yaml", stateDirectory: state, statusFile: state + "/status.json", sysfsRoot: tree.sysfs,
-                libvirtURI: exampleHostURI, resyncInterval: .seconds(3600), udevSource: "udev"),
-            logger: Logger(label: "test"))
+        let reconciler = testReconciler(tree: tree, state: state, manifest: "missing.yaml")
         _ = reconciler.reconcile([.all])
         let status = try #require(FileTree.read(state + "/status.json"))
         try expectValid("status", status)

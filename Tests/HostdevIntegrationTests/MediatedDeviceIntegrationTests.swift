@@ -96,11 +96,7 @@ private var vgpuUUID: String { MdevSpec.derivedUUID(vm: "win11", parent: igpu, t
     let state = FileTree.makeTemporaryDirectory(prefix: "hostdev-state")
 
     func run(_ yaml: String, connection: LibvirtConnection, kernel: FakeKernel) throws -> (Plan, [StepOutcome]) {
-        let controller = Controller(
-            sources: HostSources(sysfsRoot: tree.sysfs, useUdev: false, libvirtURI: ""), stateDirectory: state, writer: kernel)
-        let (plan, ledger) = try controller.plan(manifest: try manifest(yaml), observed: try controller.observe(connection: connection))
-        let outcomes = try controller.act(plan, ledger: ledger, scope: .everything, domains: connection).outcomes
-        return (plan, outcomes)
+        try applyOnce(yaml, tree: tree, state: state, connection: connection, kernel: kernel)
     }
 
     @Test func createsAttachesThenRemoves() throws {

@@ -8,9 +8,32 @@ import HostdevLibvirt
 import HostdevManifest
 import HostdevSysfs
 import HostdevTestSupport
+import Logging
 import Testing
 
 func manifest(_ yaml: String) throws -> Manifest { try ManifestDecoder.decode(yaml, file: "test.yaml") }
+
+/// One controller pass (observe, plan, act) over `tree`, as `apply` runs it.
+func applyOnce(
+    _ yaml: String, tree: SysfsTree, state: String, connection: LibvirtConnection, kernel: FakeKernel
+) throws -> (Plan, [StepOutcome]) {
+    let controller = Controller(
+        sources: HostSources(sysfsRoot: tree.sysfs, useUdev: false, libvirtURI: ""), stateDirectory: state, writer: kernel)
+    let (plan, ledger) = try controller.plan(manifest: try manifest(yaml), observed: try controller.observe(connection: connection))
+    let outcomes = try controller.act(plan, ledger: ledger, scope: .everything, domains: connection).outcomes
+    return (plan, outcomes)
+}
+
+/// A daemon's reconciler over `tree` with its manifest, ledger and status
+/// file in `state` (the manifest at `manifest`, default bindings.yaml),
+/// libvirt's test driver with the example host, no resync.
+func testReconciler(tree: SysfsTree, state: String, manifest: String = "bindings.yaml") -> Reconciler {
+    Reconciler(
+        configuration: DaemonConfiguration(
+            manifestPath: state + "/" + manifest, stateDirectory: state, statusFile: state + "/status.json", sysfsRoot: tree.sysfs,
+            libvirtURI: exampleHostURI, resyncInterval: .seconds(3600), udevSource: "udev"),
+        logger: Logger(label: "test"))
+}
 
 let gpuGroupManifest = """
     version: 1
@@ -72,11 +95,7 @@ func expectValidDomainXML(_ xml: String, sourceLocation: Testing.SourceLocation 
     let state = FileTree.makeTemporaryDirectory(prefix: "hostdev-state")
 
     func run(_ yaml: String, connection: LibvirtConnection, kernel: FakeKernel) throws -> (Plan, [StepOutcome]) {
-        let controller = Controller(
-            sources: HostSources(sysfsRoot: tree.sysfs, useUdev: false, libvirtURI: ""), stateDirectory: state, writer: kernel)
-        let (plan, ledger) = try controller.plan(manifest: try manifest(yaml), observed: try controller.observe(connection: connection))
-        let outcomes = try controller.act(plan, ledger: ledger, scope: .everything, domains: connection).outcomes
-        return (plan, outcomes)
+        try applyOnce(yaml, tree: tree, state: state, connection: connection, kernel: kernel)
     }
 
     @Test func appliesThenReleasesAndKeepsHandWrittenHostdevs() throws {
