@@ -20,65 +20,51 @@ public indirect enum JSONText: Sendable, Equatable {
     /// On one line with no spaces: one JSON Lines record.
     public func compact() -> String {
         var out = ""
-        writeCompact(into: &out)
+        write(into: &out, indent: nil)
         return out
     }
 
-    private func writeCompact(into out: inout String) {
+    /// `indent` nil: compact, on one line with no spaces.
+    private func write(into out: inout String, indent: Int?) {
         switch self {
         case .string(let s): JSONText.quote(s, into: &out)
         case .number(let n): out += String(n)
         case .bool(let b): out += b ? "true" : "false"
         case .null: out += "null"
         case .array(let items):
-            out += "["
-            for (i, item) in items.enumerated() {
-                if i > 0 { out += "," }
-                item.writeCompact(into: &out)
-            }
-            out += "]"
+            Self.container("[", "]", count: items.count, indent: indent, into: &out) { i, out, inner in items[i].write(into: &out, indent: inner) }
         case .object(let members):
-            out += "{"
-            for (i, (key, value)) in members.enumerated() {
-                if i > 0 { out += "," }
-                JSONText.quote(key, into: &out)
-                out += ":"
-                value.writeCompact(into: &out)
+            Self.container("{", "}", count: members.count, indent: indent, into: &out) { i, out, inner in
+                JSONText.quote(members[i].0, into: &out)
+                out += inner == nil ? ":" : ": "
+                members[i].1.write(into: &out, indent: inner)
             }
-            out += "}"
         }
     }
 
-    private func write(into out: inout String, indent: Int) {
-        var pad: String { String(repeating: " ", count: indent + 2) }
-        switch self {
-        case .string(let s): JSONText.quote(s, into: &out)
-        case .number(let n): out += String(n)
-        case .bool(let b): out += b ? "true" : "false"
-        case .null: out += "null"
-        case .array(let items):
-            if items.isEmpty { out += "[]"; return }
-            let pad = pad
-            out += "[\n"
-            for (i, item) in items.enumerated() {
-                out += pad
-                item.write(into: &out, indent: indent + 2)
-                out += i == items.count - 1 ? "\n" : ",\n"
+    /// An array's or object's brackets and separators around its `count`
+    /// members, each written by `member` at the members' indentation.
+    private static func container(
+        _ open: String, _ close: String, count: Int, indent: Int?, into out: inout String, member: (Int, inout String, Int?) -> Void
+    ) {
+        guard count > 0 else { out += open + close; return }
+        guard let indent else {
+            out += open
+            for i in 0..<count {
+                if i > 0 { out += "," }
+                member(i, &out, nil)
             }
-            out += String(repeating: " ", count: indent) + "]"
-        case .object(let members):
-            if members.isEmpty { out += "{}"; return }
-            let pad = pad
-            out += "{\n"
-            for (i, (key, value)) in members.enumerated() {
-                out += pad
-                JSONText.quote(key, into: &out)
-                out += ": "
-                value.write(into: &out, indent: indent + 2)
-                out += i == members.count - 1 ? "\n" : ",\n"
-            }
-            out += String(repeating: " ", count: indent) + "}"
+            out += close
+            return
         }
+        let pad = String(repeating: " ", count: indent + 2)
+        out += open + "\n"
+        for i in 0..<count {
+            out += pad
+            member(i, &out, indent + 2)
+            out += i == count - 1 ? "\n" : ",\n"
+        }
+        out += String(repeating: " ", count: indent) + close
     }
 
     public static func quote(_ s: String, into out: inout String) {
