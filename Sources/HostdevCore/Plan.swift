@@ -110,6 +110,23 @@ public struct Claimant: Sendable, Equatable {
     }
 }
 
+/// A binding that claims a USB, mediated or SCSI device.
+public struct SourceClaimant: Sendable, Equatable {
+    public var vm: String
+    /// The claim as the manifest names the device (`usb bus 1 device 4`,
+    /// `scsi /dev/disk/by-id/…`): the key of its condition.
+    public var selector: String
+    /// What a mediated-device claim asks for (parent and type), which
+    /// describes the device before it exists.
+    public var mdev: MdevSpec?
+
+    public init(vm: String, selector: String, mdev: MdevSpec? = nil) {
+        self.vm = vm
+        self.selector = selector
+        self.mdev = mdev
+    }
+}
+
 /// A binding's or device's state after planning.
 public enum Condition: Sendable, Equatable, Codable, CustomStringConvertible {
     /// Nothing left to do.
@@ -164,6 +181,11 @@ public struct Plan: Sendable, Equatable {
     /// group sibling), before conflicts and safety rules: who wants it, for
     /// `hostdevctl describe`. Two claimants of one device are a conflict.
     public var claimants: [PCIAddress: [Claimant]] = [:]
+    /// Every binding that claims a USB, mediated or SCSI device, by the
+    /// `<hostdev>` source its claim resolved to (a SCSI path to its
+    /// address, a USB ID picked by `index` to bus:device), before conflicts
+    /// and safety: the other kinds' `claimants`, for `hostdevctl describe`.
+    public var sourceClaimants: [HostdevEntry.Source: [SourceClaimant]] = [:]
 
     public var isEmpty: Bool { steps.isEmpty }
 

@@ -69,6 +69,14 @@ struct Planning {
     var consoleHandovers = Set<PCIAddress>()
     /// Every binding that claims each PCI device, before conflicts and safety.
     var claimants: [PCIAddress: [Claimant]] = [:]
+    /// Every binding that claims each USB, mediated or SCSI device, by its resolved source.
+    var sourceClaimants: [HostdevEntry.Source: [SourceClaimant]] = [:]
+
+    mutating func recordClaim(of source: HostdevEntry.Source, by vm: String, as selector: DeviceSelector) {
+        var spec: MdevSpec?
+        if case .mdev(let claimed) = selector { spec = claimed }
+        sourceClaimants[source, default: []].append(SourceClaimant(vm: vm, selector: selector.description, mdev: spec))
+    }
 
     /// `ObservedHost.isActive`, through the index: the planner asks per binding.
     func isActive(_ vm: String) -> Bool? { ObservedHost.isActive(domainByName[vm], coverage: observed.coverage) }
@@ -204,17 +212,20 @@ struct Planning {
                             ? .usbID(vendor: vendor, product: product)
                             : .usbAddress(bus: matches[index!].usb?.bus ?? 0, device: matches[index!].usb?.device ?? 0)
                         usbEntries[binding.vm, default: []].append(.ours(source))
+                        recordClaim(of: source, by: binding.vm, as: claim.selector)
                         deviceConditions[key] = .ready
                     }
                 case .usbAddress(let bus, let number):
                     if usbDevices.contains(where: { $0.usb?.bus == bus && $0.usb?.device == number }) {
                         usbEntries[binding.vm, default: []].append(.ours(.usbAddress(bus: bus, device: number)))
+                        recordClaim(of: .usbAddress(bus: bus, device: number), by: binding.vm, as: claim.selector)
                         deviceConditions[key] = .ready
                     } else {
                         deviceConditions[key] = .pending("no USB device \(bus):\(number) on this host")
                     }
                 case .mdev(let spec):
                     mdevClaims.append((binding.vm, spec))
+                    recordClaim(of: .mdev(spec.uuid), by: binding.vm, as: claim.selector)
                 case .scsi, .scsiPath:
                     scsiClaims.append((binding.vm, claim.selector))
                 }
@@ -699,6 +710,7 @@ struct Planning {
         }
         var plan = Plan(steps: steps, bindings: bindings, devices: deviceConditions, notes: notes)
         plan.claimants = claimants
+        plan.sourceClaimants = sourceClaimants
         for (address, ownership) in owned { if let kinds = forced[ownership.via] { plan.handedOver[address] = kinds } }
         // A live binding is remembered while its VM may still hold our entries.
         plan.liveVMs = Set(manifest.bindings.filter(\.live).map(\.vm)).union(ledger.liveVMs.filter { vm in

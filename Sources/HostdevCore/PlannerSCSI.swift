@@ -18,6 +18,7 @@ extension Planning {
                 continue
             case .success(let found): address = found
             }
+            recordClaim(of: .scsi(address), by: vm, as: selector)
             let entry = HostdevEntry.ours(.scsi(address))
             if let vms = vmsOfAddress[address], vms.count > 1 {
                 frozenSources.insert(entry.source)
@@ -45,36 +46,56 @@ extension Planning {
     func resolveSCSI(_ selector: DeviceSelector) -> Result<SCSIAddress, SCSIResolution> {
         switch selector {
         case .scsi(let address):
-            let present = inventory.devices.contains { $0.capability == .scsi && SCSIAddress($0.scsi) == address }
-            return present ? .success(address) : .failure(SCSIResolution(.pending("no SCSI device \(address) on this host")))
-        case .scsiPath(let path):
-            let name = observed.diskLinks?[path] ?? (path.hasPrefix("/dev/") && !path.dropFirst(5).contains("/") ? String(path.dropFirst(5)) : nil)
-            guard let name else {
-                return .failure(SCSIResolution(.pending("\(path) does not exist on this host")))
-            }
-            guard let disk = inventory.devices.first(where: { $0.deviceNode == "/dev/" + name }) else {
-                return .failure(SCSIResolution(.pending("\(path) (\(name)) is not a device this host lists")))
-            }
-            guard let parent = inventory.device(named: disk.parent), parent.capability == .scsi, let address = SCSIAddress(parent.scsi) else {
-                return .failure(SCSIResolution(.blocked("\(path) is \(name), which is not a SCSI device (its parent is \(disk.parent)); pass it as a PCI device or a <disk> instead")))
-            }
-            return .success(address)
+            return observed.scsiDevice(at: address) != nil
+                ? .success(address) : .failure(SCSIResolution(.pending("no SCSI device \(address) on this host")))
+        case .scsiPath(let path): return observed.scsiAddress(ofPath: path)
         default:
             preconditionFailure("not a SCSI selector")
         }
     }
 
-    /// A storage use of one of the device's block devices (the host's use
-    /// chain starts at the controller, then names the disk).
-    func scsiHostUse(_ address: SCSIAddress) -> HostUse? {
-        guard let device = inventory.devices.first(where: { $0.capability == .scsi && SCSIAddress($0.scsi) == address }) else { return nil }
-        let disks = Set(inventory.devices.filter { $0.parent == device.name }.compactMap { $0.deviceNode.map { String($0.dropFirst(5)) } })
-        return observed.hostUses.first { use in use.kind == .storage && use.chain.count > 1 && disks.contains(use.chain[1]) }
+    /// A storage use of one of the device's block devices.
+    func scsiHostUse(_ address: SCSIAddress) -> HostUse? { observed.storageUses(ofSCSI: address).first }
+}
+
+extension ObservedHost {
+    /// The inventory's `scsi` device at `address`.
+    public func scsiDevice(at address: SCSIAddress) -> HostDevice? {
+        inventory.devices.first { $0.capability == .scsi && SCSIAddress($0.scsi) == address }
+    }
+
+    /// The block devices (`sdb`, without `/dev/`) of the SCSI device at `address`.
+    public func disks(ofSCSI address: SCSIAddress) -> [String] {
+        guard let device = scsiDevice(at: address) else { return [] }
+        return inventory.devices.filter { $0.parent == device.name && $0.capability == .storage }.compactMap { $0.deviceNode.map { String($0.dropFirst(5)) } }
+    }
+
+    /// The SCSI address behind a stable `/dev` name (`/dev/disk/by-id/…`,
+    /// `/dev/sdb`), or the condition that says why there is none.
+    public func scsiAddress(ofPath path: String) -> Result<SCSIAddress, SCSIResolution> {
+        let name = diskLinks?[path] ?? (path.hasPrefix("/dev/") && !path.dropFirst(5).contains("/") ? String(path.dropFirst(5)) : nil)
+        guard let name else {
+            return .failure(SCSIResolution(.pending("\(path) does not exist on this host")))
+        }
+        guard let disk = inventory.devices.first(where: { $0.deviceNode == "/dev/" + name }) else {
+            return .failure(SCSIResolution(.pending("\(path) (\(name)) is not a device this host lists")))
+        }
+        guard let parent = inventory.device(named: disk.parent), parent.capability == .scsi, let address = SCSIAddress(parent.scsi) else {
+            return .failure(SCSIResolution(.blocked("\(path) is \(name), which is not a SCSI device (its parent is \(disk.parent)); pass it as a PCI device or a <disk> instead")))
+        }
+        return .success(address)
+    }
+
+    /// The host's storage uses of the SCSI device's block devices (the
+    /// use's chain starts at the controller, then names the disk).
+    public func storageUses(ofSCSI address: SCSIAddress) -> [HostUse] {
+        let disks = Set(disks(ofSCSI: address))
+        return hostUses.filter { use in use.kind == .storage && use.chain.count > 1 && disks.contains(use.chain[1]) }
     }
 }
 
 /// Why a SCSI claim does not resolve, as the condition it gets.
-struct SCSIResolution: Error {
-    var condition: Condition
+public struct SCSIResolution: Error, Sendable {
+    public var condition: Condition
     init(_ condition: Condition) { self.condition = condition }
 }

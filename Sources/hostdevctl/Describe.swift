@@ -6,8 +6,8 @@ import HostdevLibvirt
 /// One device end to end, from the same observe → plan path as `plan`.
 struct Describe: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Explain one PCI device: what it is, its IOMMU group, drivers, users, the binding that claims it, its condition and hostdevd's last actions on it.",
-        discussion: "DEVICE is a PCI address (0000:0c:00.0 or 0c:00.0), libvirt's node-device name (pci_0000_0c_00_0) or 'pci 0000:0c:00.0'.")
+        abstract: "Explain one device (PCI, USB, mediated or SCSI): what it is, its IOMMU group, drivers, users, the binding that claims it, its condition and hostdevd's last actions on it.",
+        discussion: "DEVICE is \(DeviceQuery.forms).")
 
     @OptionGroup var host: HostOptions
     @OptionGroup var state: StateOptions
@@ -24,13 +24,13 @@ struct Describe: ParsableCommand {
     var device: String
 
     func validate() throws {
-        if DeviceIdentifier.pciAddress(device) == nil {
-            throw ValidationError("'\(device)' is not a PCI device; write it as 0000:0c:00.0, 0c:00.0 or pci_0000_0c_00_0")
+        if DeviceQuery.parse(device) == nil {
+            throw ValidationError("'\(device)' names no device; write \(DeviceQuery.forms)")
         }
     }
 
     func run() throws {
-        let address = DeviceIdentifier.pciAddress(device)!
+        let query = DeviceQuery.parse(device)!
         let document: DescribeDocument
         do {
             let controller = controller(host, state)
@@ -43,13 +43,13 @@ struct Describe: ParsableCommand {
             }
             let (plan, ledger) = try controller.plan(manifest: manifest, observed: observedHost)
             document = DescribeDocument(
-                address: address, observed: observedHost, plan: plan, ledger: ledger, manifest: state.manifest,
+                query: query, observed: observedHost, plan: plan, ledger: ledger, manifest: state.manifest,
                 history: Reconciler.history(inStatusFile: statusFile))
         } catch {
             throw fail(error)
         }
         emit(output.format == .json ? document.json.rendered() + "\n" : document.text())
-        if document.observed.inventory.device(at: address) == nil { throw ExitCode.failure }
+        if !document.isPresent { throw ExitCode.failure }
     }
 
 }
