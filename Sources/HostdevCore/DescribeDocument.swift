@@ -51,6 +51,8 @@ public struct DescribeDocument: JSONDocument, Sendable {
     var resolution: Resolution {
         let devices = observed.inventory.devices
         let usbDevices = devices.filter { $0.capability == .usbDevice }
+        // Suggestions leave out root hubs: nothing passes one through.
+        let assignableUSB = usbDevices.filter { !($0.usb?.isRootHub ?? false) }
         func absent(_ why: String, among known: [String]) -> Resolution {
             .absent(why: why, suggestion: Suggestion.closest(to: query.description, among: known))
         }
@@ -62,20 +64,20 @@ public struct DescribeDocument: JSONDocument, Sendable {
             return .found(.pci(device, address))
         case .usbAddress(let bus, let number):
             guard let device = usbDevices.first(where: { $0.usb?.bus == bus && $0.usb?.device == number }) else {
-                return absent("no such USB device on this host", among: usbDevices.compactMap(DeviceIdentifier.of))
+                return absent("no such USB device on this host", among: assignableUSB.compactMap(DeviceIdentifier.of))
             }
             return .found(.usb(device))
         case .usbID(let vendor, let product):
             let matches = usbDevices.filter { Self.hasID($0, vendor, product) }
             switch matches.count {
-            case 0: return absent("no USB device with this ID on this host", among: usbDevices.compactMap(Self.idIdentifier))
+            case 0: return absent("no USB device with this ID on this host", among: assignableUSB.compactMap(Self.idIdentifier))
             case 1: return .found(.usb(matches[0]))
             default:
                 return .absent(why: "\(matches.count) USB devices have this ID (\(matches.compactMap(DeviceIdentifier.of).joined(separator: ", "))); name one by bus:device", suggestion: nil)
             }
         case .usbNodeDevice(let name):
             guard let device = observed.inventory.device(named: name), device.capability == .usbDevice else {
-                return absent("no such USB device on this host", among: usbDevices.map(\.name))
+                return absent("no such USB device on this host", among: assignableUSB.map(\.name))
             }
             return .found(.usb(device))
         case .mdev(let uuid):

@@ -227,8 +227,9 @@ import Testing
         #expect(text.contains("history:     the daemon has not acted on it"))
         let missing = PCIAddress("0000:0c:00.0")!
         let absent = DescribeDocument(address: missing, observed: observed, plan: result, ledger: Ledger(), manifest: "m", history: nil)
-        #expect(absent.text() == "pci 0000:0c:00.0: no such PCI device on this host\n")
-        #expect(absent.json.compact() == #"{"kind":"describe","device":"pci 0000:0c:00.0","present":false}"#)
+        #expect(absent.text() == "pci 0000:0c:00.0: no such PCI device on this host; did you mean 'pci 0000:01:00.0'?\n")
+        #expect(absent.json.compact()
+            == #"{"kind":"describe","device":"pci 0000:0c:00.0","present":false,"reason":"no such PCI device on this host","suggestion":"pci 0000:01:00.0"}"#)
     }
 }
 

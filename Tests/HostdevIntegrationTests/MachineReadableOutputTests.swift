@@ -177,10 +177,10 @@ func jsonText(_ object: Any) throws -> String {
         #expect(status.stdout.contains("did you mean 'win11'?"))
     }
 
-    @Test func describeRejectsWhatIsNotAPCIDevice() throws {
-        let result = try hostdevctl("describe", "usb 1:4")
+    @Test func describeRejectsWhatNamesNoDevice() throws {
+        let result = try hostdevctl("describe", "win11")
         #expect(result.status == 64)
-        #expect(result.stderr.contains("'usb 1:4' is not a PCI device; write it as 0000:0c:00.0, 0c:00.0 or pci_0000_0c_00_0"))
+        #expect(result.stderr.contains("'win11' names no device; write a PCI address (0000:0c:00.0, 0c:00.0, pci_0000_0c_00_0), a USB device"), "\(result.stderr)")
         // release takes the same forms.
         let tree = SysfsTree.workstation()
         let state = FileTree.makeTemporaryDirectory()
@@ -189,6 +189,78 @@ func jsonText(_ object: Any) throws -> String {
             "release", "pci_0000_0c_00_0", "--sysfs-root", tree.root, "--connect", exampleHostURI, "--state-dir", state, "--manifest", state + "/none.yaml")
         #expect(release.status == 1)
         #expect(release.stderr.contains("error: not releasing 0000:0c:00.0: no such PCI device on this host"), "\(release.stderr)")
+    }
+}
+
+/// `describe` of a USB, a mediated and a SCSI device on a built host: each
+/// form a person types, the text, and JSON that matches the schema.
+@Suite struct DescribeEveryKindTests {
+    @Test func describesUSBMediatedAndSCSIDevices() throws {
+        let tree = SysfsTree.workstation()
+        let igpu = PCIAddress("0000:00:02.0")!
+        tree.addMdevParent(igpu, types: [.init("i915-GVTg_V5_4", name: "GVTg_V5_4", description: "resolution: 1920x1200", available: 1)])
+        let uuid = "4b20d080-1b54-4048-85b3-a6a62d165c01"
+        tree.addSCSIDisk(under: tree.pciPath(PCIAddress("0000:00:17.0")!), host: 1, disk: "sdb", generic: "sg1", vendor: "ATA", model: "ST4000VN008")
+        FileTree.makeDirectory(tree.host("/dev/disk/by-id"))
+        FileTree.link(tree.host("/dev/disk/by-id/wwn-0x5000c500a1b2c3d4"), to: "../../sdb")
+        let state = FileTree.makeTemporaryDirectory(prefix: "hostdev-describe")
+        defer { FileTree.remove(state) }
+        FileTree.write(state + "/bindings.yaml", """
+            version: 1
+            bindings:
+              - vm: win11
+                devices:
+                  - usb: {vendor: "046d", product: "c52b"}
+                  - mdev: {parent: "0000:00:02.0", type: "i915-GVTg_V5_4", uuid: "\(uuid)"}
+                  - scsi: "/dev/disk/by-id/wwn-0x5000c500a1b2c3d4"
+            """)
+        let options = ["--sysfs-root", tree.root, "--connect", exampleHostURI, "--manifest", state + "/bindings.yaml", "--state-dir", state, "--status-file", state + "/none.json"]
+        func run(_ device: String, json: Bool = false) throws -> (status: Int32, stdout: String, stderr: String) {
+            try ChildProcess.run(BuiltProducts.hostdevctl, ["describe", device] + options + (json ? ["--format", "json"] : []))
+        }
+        // Each row: what is typed → lines the text must hold.
+        let rows: [(String, [String])] = [
+            ("usb 1:4", ["usb 1:4  usb_1_4", "Logitech USB Receiver [046d:c52b], bus 1 device 4, port 1-4", "controller:  pci 0000:00:14.0", "IOMMU group: 3, alone",
+                "claimed by:  win11 in \(state)/bindings.yaml (named as usb 046d:c52b)", 
+                // The example host's win11 has the receiver in a hand-written <hostdev>: hostdevd leaves it, and adds none.
+                "used by:     shut-off win11 through a hand-written <hostdev>", "condition:   Ready"]),
+            ("usb_1_4", ["usb 1:4  usb_1_4"]),
+            ("usb 046d:c52b", ["usb 1:4  usb_1_4"]),
+            (uuid, ["mdev \(uuid)", "mediated device of type i915-GVTg_V5_4 (GVTg_V5_4: resolution: 1920x1200), 1 more can be created",
+                "parent:      pci 0000:00:02.0", "exists:      no (not created yet)", "condition:   Pending: to be created for win11"]),
+            ("/dev/disk/by-id/wwn-0x5000c500a1b2c3d4", ["scsi 1:0:0:0", "ATA ST4000VN008, disk", "block:       /dev/sdb (/dev/disk/by-id/wwn-0x5000c500a1b2c3d4), generic /dev/sg1",
+                "controller:  pci 0000:00:17.0", "claimed by:  win11 in \(state)/bindings.yaml (named as scsi /dev/disk/by-id/wwn-0x5000c500a1b2c3d4)"]),
+            ("scsi 0:0:0:0", ["used by:     the host (storage): 0000:00:17.0 → sda → sda1, mounted at /srv/data set", "claimed by:  no binding in"]),
+        ]
+        for (device, lines) in rows {
+            let text = try run(device)
+            #expect(text.status == 0, "\(device): \(text.stderr)")
+            for line in lines { #expect(text.stdout.contains(line), "\(device): no '\(line)' in\n\(text.stdout)") }
+            let json = try run(device, json: true)
+            #expect(json.status == 0)
+            try expectValid("describe", json.stdout)
+        }
+        let absent = try run("usb 1:5")
+        #expect(absent.status == 1)
+        #expect(absent.stdout == "usb 1:5: no such USB device on this host; did you mean 'usb 1:4'?\n")
+        let absentJSON = try run("usb 1:5", json: true)
+        #expect(absentJSON.status == 1)
+        try expectValid("describe", absentJSON.stdout)
+        #expect(try jsonObject(absentJSON.stdout)["suggestion"] as? String == "usb 1:4")
+
+        // Each kind's document fails the schema when broken: the check is not vacuous.
+        for device in ["usb 1:4", uuid, "scsi 1:0:0:0"] {
+            let object = try jsonObject(try run(device, json: true).stdout)
+            var withoutKind = object
+            withoutKind["deviceKind"] = nil
+            #expect(try !schemaCheck("describe", try jsonText(withoutKind)).valid, "\(device) without its deviceKind")
+            var asPCI = object
+            asPCI["deviceKind"] = "pci"
+            #expect(try !schemaCheck("describe", try jsonText(asPCI)).valid, "\(device) as a PCI function")
+            var extra = object
+            extra["className"] = "VGA compatible controller"
+            #expect(try !schemaCheck("describe", try jsonText(extra)).valid, "\(device) with a PCI field")
+        }
     }
 }
 
