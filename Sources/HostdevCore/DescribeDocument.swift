@@ -9,14 +9,16 @@
 /// condition, steps, history) is one path for every kind, through the
 /// `<hostdev>` sources that name the device (`Subject.sources`).
 public struct DescribeDocument: JSONDocument, Sendable {
-    public var query: DeviceQuery
-    public var observed: ObservedHost
-    public var plan: Plan
-    public var ledger: Ledger
+    public let query: DeviceQuery
+    public let observed: ObservedHost
+    public let plan: Plan
+    public let ledger: Ledger
     /// The manifest the claim comes from (a path).
-    public var manifest: String
+    public let manifest: String
     /// From the running daemon's status.json; nil when there is none.
-    public var history: DeviceHistory?
+    public let history: DeviceHistory?
+    /// The device the query names, looked up once.
+    let resolution: Resolution
 
     public init(query: DeviceQuery, observed: ObservedHost, plan: Plan, ledger: Ledger, manifest: String, history: DeviceHistory?) {
         self.query = query
@@ -25,6 +27,7 @@ public struct DescribeDocument: JSONDocument, Sendable {
         self.ledger = ledger
         self.manifest = manifest
         self.history = history
+        resolution = Self.resolve(query, observed: observed, plan: plan, ledger: ledger)
     }
 
     public init(address: PCIAddress, observed: ObservedHost, plan: Plan, ledger: Ledger, manifest: String, history: DeviceHistory?) {
@@ -35,20 +38,22 @@ public struct DescribeDocument: JSONDocument, Sendable {
 
     /// The device the query names, as found on this host (or, for a
     /// mediated device, as claimed or remembered before it exists).
-    enum Subject {
+    enum Subject: Sendable {
         case pci(HostDevice, PCIAddress)
         case usb(HostDevice)
         case mdev(String)
         case scsi(HostDevice, SCSIAddress)
+
+        var isPCI: Bool { if case .pci = self { true } else { false } }
     }
 
-    enum Resolution {
+    enum Resolution: Sendable {
         case found(Subject)
         /// Why there is no such device, and the nearest present one of its kind.
         case absent(why: String, suggestion: String?)
     }
 
-    var resolution: Resolution {
+    static func resolve(_ query: DeviceQuery, observed: ObservedHost, plan: Plan, ledger: Ledger) -> Resolution {
         let devices = observed.inventory.devices
         let usbDevices = devices.filter { $0.capability == .usbDevice }
         // Suggestions leave out root hubs: nothing passes one through.
@@ -100,7 +105,7 @@ public struct DescribeDocument: JSONDocument, Sendable {
                 guard let device = observed.scsiDevice(at: address) else { return .absent(why: "no such SCSI device on this host", suggestion: nil) }
                 return .found(.scsi(device, address))
             case .failure(let why):
-                return absent(why.condition.reason ?? "not a SCSI device", among: (observed.diskLinks ?? [:]).keys.sorted())
+                return absent(why.condition.reason ?? "not a SCSI device", among: (observed.diskLinks ?? [:]).keys.map { "scsi " + $0 })
             }
         }
     }
@@ -178,8 +183,10 @@ public struct DescribeDocument: JSONDocument, Sendable {
                 Claim(vm: claim.vm, via: claim.selector, attach: true, how: "named as \(claim.selector)")
             }
         }
-        // The claims' own keys first (a SCSI path, a USB bus/device), then the device's.
-        let keys = claims.map(\.via) + sources.map(DeviceIdentifier.source)
+        // A PCI function's condition is its own (a claim's `via` may be a
+        // group sibling); the other kinds' claims have keys of their own (a
+        // SCSI path, a USB bus/device), then the device's `<hostdev>`.
+        let keys = (subject.isPCI ? [] : claims.map(\.via)) + sources.map(DeviceIdentifier.source)
         let steps = StepDocument.steps(of: plan, inventory: observed.inventory).filter { ids.contains($0.step.action.device) }
         let history = history.map { history in
             sources.map(DeviceIdentifier.source).flatMap { history.of($0) }.enumerated().sorted { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }.map(\.element)

@@ -165,6 +165,12 @@ func describe(_ query: DeviceQuery, _ observed: ObservedHost, _ bindings: [Bindi
         #expect(document.json.compact().hasPrefix(#"{"kind":"describe","device":"\#(query)","present":false,"reason":"#))
     }
 
+    @Test func aMistypedStableNameSuggestsTheNearest() {
+        let observed = scsiHost(diskLinks: ["/dev/disk/by-id/wwn-0x5000c500a1b2c3d4": "sdb"])
+        #expect(describe(.scsiPath("/dev/disk/by-id/wwn-0x5000c500a1b2c3d5"), observed).text()
+            == "scsi /dev/disk/by-id/wwn-0x5000c500a1b2c3d5: /dev/disk/by-id/wwn-0x5000c500a1b2c3d5 does not exist on this host; did you mean 'scsi /dev/disk/by-id/wwn-0x5000c500a1b2c3d4'?\n")
+    }
+
     @Test func twoReceiversOfOneModelNeedBusAndDevice() {
         var observed = usbHost()
         var second = observed.inventory.device(named: "usb_1_4")!

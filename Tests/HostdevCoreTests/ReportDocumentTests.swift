@@ -208,6 +208,9 @@ import Testing
         #expect(text.contains("history:     00:01:00 UTC done bind 0000:01:00.0 to vfio-pci"))
         let audioText = DescribeDocument(address: audio, observed: observed, plan: result, ledger: ledger, manifest: "m", history: nil).text()
         #expect(audioText.contains("claimed by:  win11 in m (IOMMU group sibling of 0000:01:00.0, attached)"))
+        // Its own condition, not the claimed GPU's.
+        #expect(audioText.contains("condition:   \(result.devices["pci 0000:01:00.1"]!)"), "\(audioText)")
+        #expect(result.devices["pci 0000:01:00.1"] != result.devices["pci 0000:01:00.0"])
         #expect(audioText.contains("history:     no daemon status file"))
         let json = describe.json.compact()
         #expect(json.contains(#""driver":{"now":"vfio-pci","original":"nouveau","boundByHostdevd":true}"#))
