@@ -1,5 +1,6 @@
 // libFuzzer harness: the uevent and sysfs value parsers: PCI addresses,
-// node-device names, hex IDs, uevent KEY=VALUE files.
+// node-device names, hex IDs, uevent KEY=VALUE files, the device forms
+// `hostdevctl describe` takes.
 import HostdevCore
 import HostdevSysfs
 
@@ -15,5 +16,9 @@ public func fuzzValues(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     if let id = UInt16(hexText: text) { precondition(UInt16(hexText: hex(id, 4)) == id) }
     _ = UInt32(hexText: text)
     _ = SysfsEnumerator.parseUevent(text)
+    if let query = DeviceQuery.parse(text) {
+        // Every form but a /dev path prints as the identifier output uses, which parses back to the same device.
+        if case .scsiPath = query {} else { precondition(DeviceQuery.parse(query.description) == query, "\(query) does not round-trip") }
+    }
     return 0
 }
