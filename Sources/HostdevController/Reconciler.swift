@@ -155,6 +155,7 @@ public final class Reconciler: @unchecked Sendable {
             cache!.vfioLoaded = observer.vfioLoaded()
             cache!.mediated = observer.mediatedDevices()
             cache!.diskLinks = observer.diskLinks()
+            cache!.vfSettings = observer.vfSettings(cache!.inventory)
             let ledger = try store.load()
             clock.lap("observe")
             var plan = Planner.plan(manifest: manifest, observed: cache!, ledger: ledger, backoff: backoff, now: now())
@@ -310,6 +311,8 @@ public final class Reconciler: @unchecked Sendable {
                 if let devpath = reader.devpath(of: spec.parent) { keys.insert(.device(subsystem: "pci", devpath: devpath)) }
             case .attachConfig(let vm, _), .detachConfig(let vm, _), .attachLive(let vm, _), .detachLive(let vm, _):
                 keys.insert(.vm(vm))
+            case .configureVF, .restoreVF:
+                break  // VF settings are read afresh on every pass
             }
         }
         return keys
