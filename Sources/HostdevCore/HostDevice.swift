@@ -138,6 +138,7 @@ public struct PCIFunction: Sendable, Equatable, Codable {
 public struct SRIOV: Sendable, Equatable, Codable {
     public var totalVFs: Int
     public var numVFs: Int
+    /// The VFs by number: `virtualFunctions[N]` is the `virtfnN` link.
     public var virtualFunctions: [PCIAddress]
 
     public init(totalVFs: Int, numVFs: Int, virtualFunctions: [PCIAddress] = []) {
