@@ -308,3 +308,33 @@ let vf1Interface = HostdevEntry.oursInterface(vf1, .init(mac: guestMAC, vlan: 10
         #expect(try RTNetlink.parseReply(Self.reply(type: 16, sequence: 9, body: [UInt8](repeating: 0, count: 16)), sequence: 9) == .link(vfs: [:]))
     }
 }
+
+@Suite struct VFInventoryReportTests {
+    /// The workstation's inventory with VF 1's settings as igb reports them.
+    static func report() -> InventoryReport {
+        var inventory = workstation().inventory
+        inventory.setVFSettings([vf1: VFSettings(mac: guestMAC, vlan: 100, trust: false, spoofchk: true), vf0: VFSettings(vlan: 0)])
+        return InventoryReport(inventory: inventory)
+    }
+
+    @Test func theTreeShowsEachVFsSettings() {
+        let lines = Self.report().render(.tree).split(separator: "\n")
+        let vf1Line = lines.first { $0.contains(vf1.nodeDeviceName) } ?? ""
+        #expect(vf1Line.contains("physfn=0000:03:00.0 vf_mac=52:54:00:12:34:56 vf_vlan=100 vf_trust=off vf_spoofchk=on"), "\(vf1Line)")
+        let vf0Line = lines.first { $0.contains(vf0.nodeDeviceName) } ?? ""
+        #expect(vf0Line.contains("vf_vlan=0") && !vf0Line.contains("vf_mac"))
+        // A PF has none.
+        #expect(!(lines.first { $0.contains(pf.nodeDeviceName) } ?? "").contains("vf_"))
+    }
+
+    @Test func theJSONCarriesThemTyped() {
+        let text = Self.report().json().compact()
+        #expect(text.contains(#""physfn":"pci_0000_03_00_0","vf":{"mac":"52:54:00:12:34:56","vlan":100,"trust":false,"spoofchk":true}"#), "\(text)")
+        #expect(text.contains(#""vf":{"vlan":0}"#))
+    }
+
+    @Test func ourInterfaceIsNamedInUsedBy() {
+        let domain = DomainState(name: "win11", state: .running, configHostdevs: [vf1Interface], liveHostdevs: [vf1Interface])
+        #expect(InventoryReport.usedBy(hostUses: [], domains: [domain])[vf1.nodeDeviceName] == "win11 through hostdevd's <interface type='hostdev'>")
+    }
+}

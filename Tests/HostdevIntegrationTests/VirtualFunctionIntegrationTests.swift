@@ -166,3 +166,49 @@ private func sriovTree() -> SysfsTree {
         #expect(scoped == ["restoreVF", "configureVF"])
     }
 }
+
+/// What `devices` and `plan` print about VFs matches their schemas.
+@Suite struct VirtualFunctionOutputTests {
+    @Test func devicesShowsEachVFsSettingsInProseAndJSON() throws {
+        let tree = sriovTree()
+        var observed = ObservedHost(inventory: try InventoryReader(root: tree.sysfs).read())
+        observed.vfSettings = [vf1: VFSettings(mac: guestMAC, vlan: 100, trust: true, spoofchk: false), vf0: FakeVFConfigurator.defaults]
+        let dir = FileTree.makeTemporaryDirectory(prefix: "hostdev-vf-snapshot")
+        defer { FileTree.remove(dir) }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        FileTree.write(dir + "/host.json", String(decoding: try encoder.encode(observed), as: UTF8.self))
+
+        let json = try hostdevctl("devices", "--observed", dir + "/host.json", "--state-dir", "/nonexistent/state", "--format", "json")
+        #expect(json.status == 0, "\(json.stderr)")
+        try expectValid("devices", json.stdout)
+        let vf = try #require(params(try parseDevicesJSON(json.stdout), vf1.nodeDeviceName)?["vf"] as? [String: Any])
+        #expect(vf["mac"] as? String == "52:54:00:12:34:56" && vf["vlan"] as? Int == 100 && vf["trust"] as? Bool == true && vf["spoofchk"] as? Bool == false)
+        #expect(params(try parseDevicesJSON(json.stdout), pf.nodeDeviceName)?["vf"] == nil)
+
+        let prose = try hostdevctl("devices", "--observed", dir + "/host.json", "--state-dir", "/nonexistent/state")
+        #expect(prose.stdout.split(separator: "\n").contains { $0.contains(vf1.nodeDeviceName) && $0.contains("vf_mac=52:54:00:12:34:56 vf_vlan=100 vf_trust=on vf_spoofchk=off") },
+            "\(prose.stdout)")
+        // A bad value fails the schema: the check is not vacuous.
+        let broken = json.stdout.replacingOccurrences(of: "\"vlan\": 100", with: "\"vlan\": 5000")
+        #expect(broken != json.stdout)
+        #expect(try !schemaCheck("devices", broken).valid)
+    }
+
+    @Test func vfStepsAndConditionsMatchThePlanSchema() throws {
+        let target = VFTarget(pf: pf, index: 1, vf: vf1)
+        let spec = VFSpec(pf: pf, index: 1)
+        let plan = Plan(
+            steps: [
+                Step(.configureVF(target, VFSettings(mac: guestMAC, vlan: 100), previous: VFSettings(mac: .zero, vlan: 0), vm: "win11"), reason: "claimed by win11"),
+                Step(.attachConfig(vm: "win11", .oursInterface(vf1, .init(mac: guestMAC, vlan: 100))), reason: "r"),
+                Step(.restoreVF(target, VFSettings(vlan: 0), apply: true), reason: "released"),
+            ],
+            bindings: ["win11": .pending("3 step(s) to apply")],
+            devices: [spec.description: .ready, "pci 0000:04:00.1": .pending("to be bound")], notes: [])
+        let text = PlanDocument(plan: plan, inventory: nil).json.rendered()
+        try expectValid("plan", text)
+        #expect(text.contains("\"action\": \"configureVF\"") && text.contains("\"vf 0000:03:00.0 index 1\""), "\(text)")
+        #expect(text.contains("\"summary\": \"add <interface type='hostdev'> pci 0000:04:00.1 to win11's config\""))
+    }
+}
