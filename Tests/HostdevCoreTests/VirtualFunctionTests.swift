@@ -338,3 +338,25 @@ let vf1Interface = HostdevEntry.oursInterface(vf1, .init(mac: guestMAC, vlan: 10
         #expect(InventoryReport.usedBy(hostUses: [], domains: [domain])[vf1.nodeDeviceName] == "win11 through hostdevd's <interface type='hostdev'>")
     }
 }
+
+/// After a crash between journaling a VF's settings and setting them, the
+/// ledger's record is the truth about what to put back, whichever side of
+/// the change the crash fell.
+@Suite struct VFCrashTests {
+    static let journaled = Ledger(
+        devices: [vf1: .init(originalDriver: "igbvf", vm: "win11")],
+        intent: .configureVF(vf1Target, vfSpec1.settings, previous: VFSettings(mac: .zero, vlan: 0), vm: "win11"),
+        vfs: [vf1: .init(pf: pf, index: 1, previous: VFSettings(mac: .zero, vlan: 0), vm: "win11")])
+
+    @Test(arguments: [false, true])
+    func theNextPassFinishesItAndAReleaseRestoresTheJournaledValues(changed: Bool) {
+        let now = changed ? VFSettings(mac: guestMAC, vlan: 100) : VFSettings(mac: .zero, vlan: 0)
+        let observed = sriovHost(drivers: [vf1: "vfio-pci"], settings: [vf1: now])
+        let claimed = plan([binding("win11", vfClaim())], observed, ledger: Self.journaled)
+        #expect(claimed.notes.contains { $0.hasPrefix("a step was interrupted (set VF 1 of") })
+        let configure = claimed.steps.filter { $0.action.kind == "configureVF" }.map(\.action)
+        #expect(configure == (changed ? [] : [.configureVF(vf1Target, vfSpec1.settings, previous: VFSettings(mac: .zero, vlan: 0), vm: "win11")]))
+        let released = plan([], observed, ledger: Self.journaled)
+        #expect(released.steps.contains { $0.action == .restoreVF(vf1Target, VFSettings(mac: .zero, vlan: 0), apply: true) })
+    }
+}
