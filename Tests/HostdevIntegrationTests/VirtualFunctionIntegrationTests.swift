@@ -212,3 +212,26 @@ private func sriovTree() -> SysfsTree {
         #expect(text.contains("\"summary\": \"add <interface type='hostdev'> pci 0000:04:00.1 to win11's config\""))
     }
 }
+
+/// The daemon's pass: after acting it reads the VF's settings back, so
+/// its status says Ready, not "to be set".
+@Suite struct VirtualFunctionDaemonPassTests {
+    @Test func aPassConfiguresTheVFAndReportsItReady() throws {
+        let tree = sriovTree()
+        let state = FileTree.makeTemporaryDirectory(prefix: "hostdev-vf-pass")
+        defer { FileTree.remove(state) }
+        FileTree.write(state + "/bindings.yaml", vfManifest)
+        let vfs = FakeVFConfigurator(tree: tree)
+        let reconciler = testReconciler(tree: tree, state: state)
+        reconciler.writer = FakeKernel(tree: tree)
+        reconciler.vfConfigurator = vfs
+        _ = reconciler.reconcile([.all])
+        #expect(vfs.log == ["0000:03:00.0 vf 1 mac 52:54:00:12:34:56 vlan 100 spoofchk off"])
+        #expect(tree.driver(of: vf1) == "vfio-pci")
+        let status = try jsonObject(try #require(FileTree.read(state + "/status.json")))
+        let devices = try #require(status["devices"] as? [String: [String: Any]])
+        #expect(devices["vf 0000:03:00.0 index 1"]?["condition"] as? String == "Ready", "\(devices)")
+        #expect(devices["pci 0000:04:00.1"]?["condition"] as? String == "Ready", "\(devices)")
+        try expectValid("status", try #require(FileTree.read(state + "/status.json")))
+    }
+}
