@@ -50,6 +50,8 @@ public struct Controller {
                 case .restore(let address, _): return ledger.devices[address]?.vm == vm
                 case .createMdev(_, let owner): return owner == vm
                 case .removeMdev(let spec, _): return ledger.mdevs[spec.uuid]?.vm == vm
+                case .configureVF(_, _, _, let owner): return owner == vm
+                case .restoreVF(let target, _, _): return ledger.vfs[target.vf]?.vm == vm
                 default: return false
                 }
             }
@@ -77,6 +79,7 @@ public struct Controller {
         observed.vfioLoaded = observer.vfioLoaded()
         observed.mediated = observer.mediatedDevices()
         observed.diskLinks = observer.diskLinks()
+        observed.vfSettings = observer.vfSettings(inventory)
         return observed
     }
 
@@ -104,6 +107,7 @@ public struct Controller {
                 return VFIOHolders(root: root).holders(ofGroup: group).map(\.description)
             },
             scsiHostUses: { scanner.storageUses(ofSCSI: $0) },
+            vfs: sources.vfConfigurator,
             afterStep: afterStep, shouldStop: shouldStop)
     }
 

@@ -43,6 +43,9 @@ public struct Executor {
     /// The host's uses of a SCSI device's disks, read now: checked right
     /// before the device is added to a domain.
     public var scsiHostUses: (SCSIAddress) -> [HostUse]
+    /// Sets SR-IOV VFs' settings through their PF (nil: none on this host:
+    /// such a step fails and says so).
+    public var vfs: (any VFConfigurator)?
     /// Called after each step: where `apply` prints progress and the daemon logs.
     public var afterStep: (Int, Step, StepOutcome) -> Void
     /// Asked before each step: true stops the run there (SIGTERM finishes
@@ -55,6 +58,7 @@ public struct Executor {
         groupHolders: @escaping (PCIAddress) -> [String] = { _ in [] },
         mdevHolders: @escaping (String) -> [String] = { _ in [] },
         scsiHostUses: @escaping (SCSIAddress) -> [HostUse] = { _ in [] },
+        vfs: (any VFConfigurator)? = nil,
         afterStep: @escaping (Int, Step, StepOutcome) -> Void = { _, _, _ in }, shouldStop: @escaping () -> Bool = { false }
     ) {
         self.drivers = drivers
@@ -65,6 +69,7 @@ public struct Executor {
         self.groupHolders = groupHolders
         self.mdevHolders = mdevHolders
         self.scsiHostUses = scsiHostUses
+        self.vfs = vfs
         self.afterStep = afterStep
         self.shouldStop = shouldStop
     }
@@ -107,6 +112,13 @@ public struct Executor {
             // Recorded before the create: after a crash between the two,
             // the ledger still knows the device is hostdevd's to remove.
             ledger.mdevs[spec.uuid] = Ledger.MdevEntry(parent: spec.parent, type: spec.type, vm: vm)
+        }
+        if case .configureVF(let target, _, let previous, let vm) = action {
+            // What to put back, recorded before the change: after a crash
+            // between the two, a release still restores it. A setting
+            // recorded earlier keeps its first value.
+            let earlier = ledger.vfs[target.vf]?.previous ?? VFSettings()
+            ledger.vfs[target.vf] = Ledger.VFEntry(pf: target.pf, index: target.index, previous: earlier.filling(from: previous), vm: vm)
         }
         if case .releaseConsole(let gpu) = action, ledger.consoles[gpu] == nil {
             // What will be unbound, recorded first for the same reason.
@@ -177,6 +189,11 @@ public struct Executor {
                 return .failed(
                     "\(spec.uuid)'s VFIO group is held open by \(holders.joined(separator: ", ")); removing it would block until they let go, so it is not removed now")
             }
+        case .configureVF(let target, _, _, _):
+            guard vfs != nil else { return .failed(Self.noConfigurator(target)) }
+            guard drivers.exists(target.vf) else { return .failed("\(target.vf) (VF \(target.index) of \(target.pf)) is no longer present") }
+        case .restoreVF(let target, _, let apply):
+            if apply, vfs == nil { return .failed(Self.noConfigurator(target)) }
         case .setNumVFs, .releaseConsole, .restoreConsole, .attachConfig, .detachConfig, .attachLive, .detachLive: break
         }
         return nil
@@ -203,9 +220,18 @@ public struct Executor {
         case .removeMdev(let spec, let destroy):
             if destroy { try mdevs.remove(spec.uuid) }
             ledger.mdevs[spec.uuid] = nil
+        case .configureVF(let target, let settings, _, _):
+            try vfs?.apply(settings, toVF: target.index, of: target.pf)
+        case .restoreVF(let target, let settings, let apply):
+            if apply { try vfs?.apply(settings, toVF: target.index, of: target.pf) }
+            ledger.vfs[target.vf] = nil
         case .attachConfig, .detachConfig, .attachLive, .detachLive:
             preconditionFailure("domain edits are not driver moves")
         }
+    }
+
+    static func noConfigurator(_ target: VFTarget) -> String {
+        "no rtnetlink access to \(target.pf)'s VF settings here (hostdevd sets them only on the live host, sysfs root /); not changed"
     }
 
     /// One domain edit, through libvirt, with no lock held.
@@ -227,7 +253,7 @@ public struct Executor {
             case .detachConfig(let vm, let entry): try domains.detach(entry, from: vm, live: false)
             case .attachLive(let vm, let entry): try domains.attach(entry, to: vm, live: true)
             case .detachLive(let vm, let entry): try domains.detach(entry, from: vm, live: true)
-            case .bind, .restore, .setNumVFs, .releaseConsole, .restoreConsole, .createMdev, .removeMdev:
+            case .bind, .restore, .setNumVFs, .releaseConsole, .restoreConsole, .createMdev, .removeMdev, .configureVF, .restoreVF:
                 preconditionFailure("driver moves are not domain edits")
             }
             return .done

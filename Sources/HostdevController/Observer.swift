@@ -9,11 +9,17 @@ public struct HostSources: Sendable {
     /// Use libudev for enumeration (the live host); false walks `sysfsRoot`.
     public var useUdev: Bool
     public var libvirtURI: String
+    /// Reads and sets SR-IOV VFs' settings: rtnetlink on the live host
+    /// (sysfs root `/`); none under another root, whose interface names
+    /// are not this kernel's (tests give a fake). Without one, VF settings
+    /// are not observed and none is changed.
+    public var vfConfigurator: (any VFConfigurator)?
 
-    public init(sysfsRoot: SysfsRoot, useUdev: Bool, libvirtURI: String) {
+    public init(sysfsRoot: SysfsRoot, useUdev: Bool, libvirtURI: String, vfConfigurator: (any VFConfigurator)? = nil) {
         self.sysfsRoot = sysfsRoot
         self.useUdev = useUdev
         self.libvirtURI = libvirtURI
+        self.vfConfigurator = vfConfigurator ?? (sysfsRoot.path == "/" ? NetlinkVFConfigurator(root: sysfsRoot) : nil)
     }
 }
 
@@ -38,7 +44,13 @@ public struct Observer {
         observed.vfioLoaded = vfioLoaded()
         observed.mediated = mediatedDevices()
         observed.diskLinks = diskLinks()
+        observed.vfSettings = vfSettings(inventory)
         return observed
+    }
+
+    /// Every VF's settings, read afresh through its PF (nil: no configurator).
+    public func vfSettings(_ inventory: Inventory) -> [PCIAddress: VFSettings]? {
+        sources.vfConfigurator?.settings(in: inventory)
     }
 
     /// Stable disk names (`/dev/disk/by-id/…`) and the block devices they name now.

@@ -66,6 +66,9 @@ public final class Reconciler: @unchecked Sendable {
     public var lockTimeout: Duration? = .seconds(30)
     /// Where sysfs writes go: the kernel (nil), or a fake one in tests.
     public var writer: (any SysfsWriter)?
+    /// Reads and sets SR-IOV VFs' settings: nil for `HostSources`' own
+    /// choice (rtnetlink on the live host), a fake in tests.
+    public var vfConfigurator: (any VFConfigurator)?
     /// Checked before each step: SIGTERM finishes the step in flight and stops.
     public var shouldStop: @Sendable () -> Bool = { false }
     /// When the daemon started, for status readers to tell a stale file.
@@ -108,7 +111,9 @@ public final class Reconciler: @unchecked Sendable {
     }
 
     var sources: HostSources {
-        HostSources(sysfsRoot: configuration.sysfsRoot, useUdev: configuration.sysfsRoot.path == "/", libvirtURI: configuration.libvirtURI)
+        HostSources(
+            sysfsRoot: configuration.sysfsRoot, useUdev: configuration.sysfsRoot.path == "/", libvirtURI: configuration.libvirtURI,
+            vfConfigurator: vfConfigurator)
     }
 
     /// `queued`: how long the batch's oldest key waited for this pass (ms).
@@ -155,6 +160,7 @@ public final class Reconciler: @unchecked Sendable {
             cache!.vfioLoaded = observer.vfioLoaded()
             cache!.mediated = observer.mediatedDevices()
             cache!.diskLinks = observer.diskLinks()
+            cache!.vfSettings = observer.vfSettings(cache!.inventory)
             let ledger = try store.load()
             clock.lap("observe")
             var plan = Planner.plan(manifest: manifest, observed: cache!, ledger: ledger, backoff: backoff, now: now())
@@ -180,6 +186,10 @@ public final class Reconciler: @unchecked Sendable {
                 // The re-plan only reports: it keeps the pass's host uses
                 // (read before acting; every next pass reads them again).
                 try refreshCache(Self.touched(by: plan, reader: InventoryReader(root: configuration.sysfsRoot)), observer)
+                // VF settings the steps changed are read back, so the report shows them set.
+                if plan.steps.contains(where: { $0.action.kind == "configureVF" || $0.action.kind == "restoreVF" }) {
+                    cache!.vfSettings = observer.vfSettings(cache!.inventory)
+                }
                 plan = Planner.plan(manifest: manifest, observed: cache!, ledger: try store.load(), backoff: backoff, now: now())
                 clock.lap("re-plan")
             }
@@ -310,6 +320,8 @@ public final class Reconciler: @unchecked Sendable {
                 if let devpath = reader.devpath(of: spec.parent) { keys.insert(.device(subsystem: "pci", devpath: devpath)) }
             case .attachConfig(let vm, _), .detachConfig(let vm, _), .attachLive(let vm, _), .detachLive(let vm, _):
                 keys.insert(.vm(vm))
+            case .configureVF, .restoreVF:
+                break  // VF settings are read afresh on every pass (and after acting)
             }
         }
         return keys

@@ -44,6 +44,8 @@ extension Action {
         case .restoreConsole: return "restoreConsole"
         case .createMdev: return "createMdev"
         case .removeMdev: return "removeMdev"
+        case .configureVF: return "configureVF"
+        case .restoreVF: return "restoreVF"
         }
     }
 
@@ -55,6 +57,7 @@ extension Action {
             return DeviceIdentifier.pci(a)
         case .attachConfig(_, let e), .detachConfig(_, let e), .attachLive(_, let e), .detachLive(_, let e): return e.description
         case .createMdev(let spec, _), .removeMdev(let spec, _): return DeviceIdentifier.source(.mdev(spec.uuid))
+        case .configureVF(let target, _, _, _), .restoreVF(let target, _, _): return DeviceIdentifier.pci(target.vf)
         }
     }
 }
@@ -112,6 +115,7 @@ extension Action {
         case .attachConfig(_, let e), .detachConfig(_, let e), .attachLive(_, let e), .detachLive(_, let e):
             if case .pci(let a) = e.source { return a }
             return nil
+        case .configureVF(let target, _, _, _), .restoreVF(let target, _, _): return target.vf
         case .createMdev, .removeMdev: return nil
         }
     }

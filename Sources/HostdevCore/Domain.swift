@@ -10,16 +10,31 @@ public struct HostdevEntry: Sendable, Hashable, Codable, CustomStringConvertible
         case scsi(SCSIAddress)
     }
 
+    /// Set when the element is an `<interface type='hostdev'>` (an SR-IOV
+    /// VF given as a network interface) rather than a `<hostdev>`.
+    public struct Interface: Sendable, Hashable, Codable {
+        public var mac: MACAddress?
+        /// 1…4094; nil or 0: no `<vlan>`.
+        public var vlan: Int?
+
+        public init(mac: MACAddress? = nil, vlan: Int? = nil) {
+            self.mac = mac
+            self.vlan = vlan == 0 ? nil : vlan
+        }
+    }
+
     public var source: Source
+    public var interface: Interface?
     /// The user alias (`ua-hostdevd-…`) marks entries this tool wrote;
     /// everything else is hand-written and never touched.
     public var alias: String?
     public var managed: Bool
 
-    public init(source: Source, alias: String? = nil, managed: Bool = false) {
+    public init(source: Source, alias: String? = nil, managed: Bool = false, interface: Interface? = nil) {
         self.source = source
         self.alias = alias
         self.managed = managed
+        self.interface = interface
     }
 
     public static let aliasPrefix = "ua-hostdevd-"
@@ -31,6 +46,31 @@ public struct HostdevEntry: Sendable, Hashable, Codable, CustomStringConvertible
     public static func ours(_ source: Source) -> HostdevEntry {
         HostdevEntry(source: source, alias: aliasPrefix + source.aliasSuffix, managed: false)
     }
+
+    /// The `<interface type='hostdev'>` hostdevd writes for a VF at
+    /// `address`: `managed='no'`, its MAC and VLAN, and a user alias of its
+    /// own (`ua-hostdevd-net-pci-…`).
+    public static func oursInterface(_ address: PCIAddress, _ interface: Interface) -> HostdevEntry {
+        let source = Source.pci(address)
+        return HostdevEntry(source: source, alias: aliasPrefix + "net-" + source.aliasSuffix, managed: false, interface: interface)
+    }
+
+    /// The same element: same source, and the same kind with the same MAC
+    /// and VLAN (a changed MAC or VLAN is a new element; a MAC left out on
+    /// either side matches any).
+    public func isSameElement(as other: HostdevEntry) -> Bool {
+        guard source == other.source else { return false }
+        switch (interface, other.interface) {
+        case (nil, nil): return true
+        case (let mine?, let theirs?):
+            // No MAC on one side: libvirt made one up when it was added.
+            return mine.vlan == theirs.vlan && (mine.mac == nil || theirs.mac == nil || mine.mac == theirs.mac)
+        default: return false
+        }
+    }
+
+    /// How the XML names the element, for people: `<hostdev>` or `<interface type='hostdev'>`.
+    public var element: String { interface == nil ? "<hostdev>" : "<interface type='hostdev'>" }
 
     /// `pci 0000:01:00.0`, `usb 046d:c52b`, `usb 1:4` (see `DeviceIdentifier`).
     public var description: String { DeviceIdentifier.source(source) }
@@ -182,6 +222,10 @@ public struct ObservedHost: Sendable, Equatable, Codable {
     /// `/dev/disk/by-id/…` and `/dev/disk/by-path/…` names, each with the
     /// block device it names (`sdb`), read on this pass (nil: not observed).
     public var diskLinks: [String: String]?
+    /// Each SR-IOV VF's settings as its PF's driver reports them (rtnetlink
+    /// `IFLA_VFINFO_LIST`), by the VF's PCI address, read on this pass
+    /// (nil: not observed: no VF is configured or restored).
+    public var vfSettings: [PCIAddress: VFSettings]?
 
     public init(inventory: Inventory, domains: [DomainState] = [], hostUses: [HostUse] = [], coverage: DomainCoverage = .all) {
         self.inventory = inventory
@@ -205,7 +249,7 @@ public struct ObservedHost: Sendable, Equatable, Codable {
         return coverage == .all ? false : nil
     }
 
-    enum CodingKeys: String, CodingKey { case inventory, domains, hostUses, coverage, libvirtReachable, vfioLoaded, mediated, diskLinks }
+    enum CodingKeys: String, CodingKey { case inventory, domains, hostUses, coverage, libvirtReachable, vfioLoaded, mediated, diskLinks, vfSettings }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -221,6 +265,7 @@ public struct ObservedHost: Sendable, Equatable, Codable {
         vfioLoaded = try c.decodeIfPresent(Bool.self, forKey: .vfioLoaded)
         mediated = try c.decodeIfPresent(MediatedDevices.self, forKey: .mediated)
         diskLinks = try c.decodeIfPresent([String: String].self, forKey: .diskLinks)
+        vfSettings = try c.decodeIfPresent([PCIAddress: VFSettings].self, forKey: .vfSettings)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -232,5 +277,6 @@ public struct ObservedHost: Sendable, Equatable, Codable {
         try c.encodeIfPresent(vfioLoaded, forKey: .vfioLoaded)
         try c.encodeIfPresent(mediated, forKey: .mediated)
         try c.encodeIfPresent(diskLinks, forKey: .diskLinks)
+        try c.encodeIfPresent(vfSettings, forKey: .vfSettings)
     }
 }

@@ -88,6 +88,9 @@ public struct PCIFunction: Sendable, Equatable, Codable {
     public var sriov: SRIOV?
     /// Set on a virtual function: its PF.
     public var physicalFunction: PCIAddress?
+    /// Set on a virtual function whose PF's driver reported its settings
+    /// (rtnetlink, read for `hostdevctl devices`).
+    public var vfSettings: VFSettings?
     public var bootVGA: Bool?
     public var numaNode: Int?
     /// Configuration-space header type (offset 0x0e, without the
@@ -138,6 +141,7 @@ public struct PCIFunction: Sendable, Equatable, Codable {
 public struct SRIOV: Sendable, Equatable, Codable {
     public var totalVFs: Int
     public var numVFs: Int
+    /// The VFs by number: `virtualFunctions[N]` is the `virtfnN` link.
     public var virtualFunctions: [PCIAddress]
 
     public init(totalVFs: Int, numVFs: Int, virtualFunctions: [PCIAddress] = []) {

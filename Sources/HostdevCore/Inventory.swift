@@ -34,6 +34,15 @@ public struct Inventory: Sendable, Equatable {
 
     public func device(named name: String) -> HostDevice? { devices.first { $0.name == name } }
 
+    /// Gives each VF in `settings` (by address) its settings as its PF's
+    /// driver reports them, for `hostdevctl devices`.
+    public mutating func setVFSettings(_ settings: [PCIAddress: VFSettings]) {
+        for (address, value) in settings {
+            guard let position = positionOfAddress[address] else { continue }
+            devices[position].pci?.vfSettings = value
+        }
+    }
+
     public func device(at address: PCIAddress) -> HostDevice? { positionOfAddress[address].map { devices[$0] } }
 
     public func group(_ number: Int) -> IOMMUGroup? {

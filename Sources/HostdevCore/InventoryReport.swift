@@ -36,7 +36,7 @@ public struct InventoryReport: Sendable {
             let hostdevs = (domain.isActive ? domain.liveHostdevs : domain.configHostdevs).filter(\.isOurs)
             for entry in hostdevs {
                 if case .pci(let address) = entry.source {
-                    uses[address.nodeDeviceName, default: []].append("\(domain.isActive ? "" : "off: ")\(domain.name) through hostdevd's <hostdev>")
+                    uses[address.nodeDeviceName, default: []].append("\(domain.isActive ? "" : "off: ")\(domain.name) through hostdevd's \(entry.element)")
                 }
             }
             for use in domain.uses {
@@ -144,6 +144,12 @@ public struct InventoryReport: Sendable {
             if pci.isBridge { facts.append("bridge") }
             if let sriov = pci.sriov { facts.append("vfs=\(sriov.numVFs)/\(sriov.totalVFs)") }
             if let pf = pci.physicalFunction { facts.append("physfn=\(pf)") }
+            if let vf = pci.vfSettings {
+                if let mac = vf.mac { facts.append("vf_mac=\(mac)") }
+                if let vlan = vf.vlan { facts.append("vf_vlan=\(vlan)") }
+                if let trust = vf.trust { facts.append("vf_trust=\(trust ? "on" : "off")") }
+                if let spoofchk = vf.spoofchk { facts.append("vf_spoofchk=\(spoofchk ? "on" : "off")") }
+            }
             if pci.bootVGA == true { facts.append("boot_vga") }
             if let types = pci.mdevTypes, !types.isEmpty {
                 // TYPE:N, N the instances that can still be created.
@@ -213,6 +219,14 @@ public struct InventoryReport: Sendable {
                 }
             }
             add("physfn", pci.physicalFunction?.nodeDeviceName)
+            if let vf = pci.vfSettings {
+                var settings: [(String, JSONText)] = []
+                if let mac = vf.mac { settings.append(("mac", .string(mac.description))) }
+                if let vlan = vf.vlan { settings.append(("vlan", .number(vlan))) }
+                if let trust = vf.trust { settings.append(("trust", .bool(trust))) }
+                if let spoofchk = vf.spoofchk { settings.append(("spoofchk", .bool(spoofchk))) }
+                p.append(("vf", .object(settings)))
+            }
             if let bootVGA = pci.bootVGA { p.append(("boot_vga", .bool(bootVGA))) }
             p.append(("bridge", .bool(pci.isBridge)))
             add("numa_node", pci.numaNode.map(String.init))

@@ -34,6 +34,27 @@ public struct Ledger: Sendable, Equatable, Codable {
     /// the two still knows the device is its own).
     public var mdevs: [String: MdevEntry]
 
+    /// SR-IOV VFs whose settings this tool changed, by the VF's address,
+    /// with what they were before (recorded before the change): a release
+    /// puts exactly those back.
+    public var vfs: [PCIAddress: VFEntry]
+
+    public struct VFEntry: Sendable, Equatable, Codable {
+        public var pf: PCIAddress
+        public var index: Int
+        /// The settings before hostdevd's first change, of exactly the
+        /// fields it changed.
+        public var previous: VFSettings
+        public var vm: String?
+
+        public init(pf: PCIAddress, index: Int, previous: VFSettings, vm: String?) {
+            self.pf = pf
+            self.index = index
+            self.previous = previous
+            self.vm = vm
+        }
+    }
+
     public struct MdevEntry: Sendable, Equatable, Codable {
         public var parent: PCIAddress
         public var type: String
@@ -48,7 +69,7 @@ public struct Ledger: Sendable, Equatable, Codable {
 
     public init(
         devices: [PCIAddress: Entry] = [:], intent: Action? = nil, released: [PCIAddress: String] = [:], liveVMs: Set<String> = [],
-        consoles: [PCIAddress: ConsoleHandover] = [:], mdevs: [String: MdevEntry] = [:]
+        consoles: [PCIAddress: ConsoleHandover] = [:], mdevs: [String: MdevEntry] = [:], vfs: [PCIAddress: VFEntry] = [:]
     ) {
         self.devices = devices
         self.intent = intent
@@ -56,9 +77,10 @@ public struct Ledger: Sendable, Equatable, Codable {
         self.liveVMs = liveVMs
         self.consoles = consoles
         self.mdevs = mdevs
+        self.vfs = vfs
     }
 
-    enum CodingKeys: String, CodingKey { case devices, intent, released, liveVMs, consoles, mdevs }
+    enum CodingKeys: String, CodingKey { case devices, intent, released, liveVMs, consoles, mdevs, vfs }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -68,5 +90,6 @@ public struct Ledger: Sendable, Equatable, Codable {
         liveVMs = try container.decodeIfPresent(Set<String>.self, forKey: .liveVMs) ?? []
         consoles = try container.decodeIfPresent([PCIAddress: ConsoleHandover].self, forKey: .consoles) ?? [:]
         mdevs = try container.decodeIfPresent([String: MdevEntry].self, forKey: .mdevs) ?? [:]
+        vfs = try container.decodeIfPresent([PCIAddress: VFEntry].self, forKey: .vfs) ?? [:]
     }
 }

@@ -155,6 +155,9 @@ public enum DeviceSelector: Sendable, Hashable, CustomStringConvertible {
     case scsi(SCSIAddress)
     /// A SCSI device by a stable `/dev` name (`/dev/disk/by-id/…`).
     case scsiPath(String)
+    /// An SR-IOV virtual function by its PF and number, given to the VM
+    /// as a network interface (`<interface type='hostdev'>`).
+    case vf(VFSpec)
 
     public var description: String {
         switch self {
@@ -165,13 +168,14 @@ public enum DeviceSelector: Sendable, Hashable, CustomStringConvertible {
         case .mdev(let spec): return spec.description
         case .scsi(let address): return "scsi \(address)"
         case .scsiPath(let path): return "scsi \(path)"
+        case .vf(let spec): return spec.description
         }
     }
 
     public var isUSB: Bool {
         switch self {
         case .usbID, .usbAddress: return true
-        case .pci, .pciID, .mdev, .scsi, .scsiPath: return false
+        case .pci, .pciID, .mdev, .scsi, .scsiPath, .vf: return false
         }
     }
 }

@@ -21,6 +21,13 @@ public enum Action: Sendable, Equatable, Codable {
     /// forget it; `destroy: false` only forgets it (it is gone, or mdevctl
     /// now defines it: the host's own).
     case removeMdev(MdevSpec, destroy: Bool)
+    /// Set an SR-IOV VF's MAC, VLAN, trust or spoofchk through its PF
+    /// (rtnetlink), for `vm`; `previous` is what they are now, journaled
+    /// first so that a release puts them back.
+    case configureVF(VFTarget, VFSettings, previous: VFSettings, vm: String)
+    /// Put a VF's journaled settings back and forget them; `apply: false`
+    /// only forgets (the VF or its PF is gone).
+    case restoreVF(VFTarget, VFSettings, apply: Bool)
 
     /// `+`, `-` or `~`, as `terraform plan` marks additions, removals, changes.
     public var symbol: String {
@@ -28,7 +35,7 @@ public enum Action: Sendable, Equatable, Codable {
         case .bind, .attachConfig, .attachLive, .createMdev: return "+"
         case .restore, .detachConfig, .detachLive: return "-"
         case .removeMdev(_, let destroy): return destroy ? "-" : "~"
-        case .setNumVFs, .releaseConsole, .restoreConsole: return "~"
+        case .setNumVFs, .releaseConsole, .restoreConsole, .configureVF, .restoreVF: return "~"
         }
     }
 
@@ -36,8 +43,8 @@ public enum Action: Sendable, Equatable, Codable {
         switch self {
         case .bind(let a, let driver, _): return "bind \(a) to \(driver)"
         case .restore(let a, let driver): return "release \(a) to \(driver ?? "its host driver")"
-        case .attachConfig(let vm, let e): return "add <hostdev> \(e) to \(vm)'s config"
-        case .detachConfig(let vm, let e): return "remove <hostdev> \(e) from \(vm)'s config"
+        case .attachConfig(let vm, let e): return "add \(e.element) \(e) to \(vm)'s config"
+        case .detachConfig(let vm, let e): return "remove \(e.element) \(e) from \(vm)'s config"
         case .attachLive(let vm, let e): return "hotplug \(e) into running \(vm)"
         case .detachLive(let vm, let e): return "unplug \(e) from running \(vm)"
         case .setNumVFs(let pf, let n): return "set \(pf) sriov_numvfs to \(n)"
@@ -46,6 +53,9 @@ public enum Action: Sendable, Equatable, Codable {
         case .createMdev(let spec, let vm): return "create \(spec) (\(spec.type) on \(spec.parent)) for \(vm)"
         case .removeMdev(let spec, let destroy):
             return destroy ? "remove \(spec) (\(spec.type) on \(spec.parent))" : "forget \(spec) (left on the host)"
+        case .configureVF(let target, let settings, _, _): return "set \(target) \(settings)"
+        case .restoreVF(let target, let settings, let apply):
+            return apply ? "give \(target) back its \(settings)" : "forget the settings of \(target) (it is gone)"
         }
     }
 }
@@ -59,6 +69,7 @@ extension Action {
         case .attachConfig(_, let e), .detachConfig(_, let e), .attachLive(_, let e), .detachLive(_, let e): return e.description
         case .setNumVFs(let pf, _): return "sriov \(pf)"
         case .createMdev(let spec, _), .removeMdev(let spec, _): return spec.description
+        case .configureVF(let target, _, _, _), .restoreVF(let target, _, _): return DeviceIdentifier.pci(target.vf)
         }
     }
 
@@ -66,9 +77,9 @@ extension Action {
     public var vm: String? {
         switch self {
         case .bind(_, _, let vm), .attachConfig(let vm, _), .detachConfig(let vm, _), .attachLive(let vm, _), .detachLive(let vm, _),
-            .createMdev(_, let vm):
+            .createMdev(_, let vm), .configureVF(_, _, _, let vm):
             return vm
-        case .restore, .setNumVFs, .releaseConsole, .restoreConsole, .removeMdev: return nil
+        case .restore, .setNumVFs, .releaseConsole, .restoreConsole, .removeMdev, .restoreVF: return nil
         }
     }
 
@@ -77,7 +88,7 @@ extension Action {
     /// never under the lock).
     public var movesDriver: Bool {
         switch self {
-        case .bind, .restore, .setNumVFs, .releaseConsole, .restoreConsole, .createMdev, .removeMdev: return true
+        case .bind, .restore, .setNumVFs, .releaseConsole, .restoreConsole, .createMdev, .removeMdev, .configureVF, .restoreVF: return true
         case .attachConfig, .detachConfig, .attachLive, .detachLive: return false
         }
     }

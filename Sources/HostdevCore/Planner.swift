@@ -49,6 +49,11 @@ struct Planning {
     var usbEntries: [String: [HostdevEntry]] = [:]
     /// SCSI devices the manifest asks for, in manifest order.
     var scsiClaims: [(vm: String, selector: DeviceSelector)] = []
+    /// SR-IOV VFs the manifest asks for, resolved to their PCI functions, in manifest order.
+    var vfClaims: [(vm: String, spec: VFSpec, vf: PCIAddress)] = []
+    /// The `<interface type='hostdev'>` entries of claimed VFs, by VF: what
+    /// the domain gets instead of a `<hostdev>`.
+    var vfEntries: [PCIAddress: HostdevEntry] = [:]
     /// Mediated devices the manifest asks for, in manifest order.
     var mdevClaims: [(vm: String, spec: MdevSpec)] = []
     /// Every PCI function a binding claims (or takes as a group sibling),
@@ -136,6 +141,7 @@ struct Planning {
         planMediatedDevices()
         planSCSI()
         planDomains()
+        planVirtualFunctions()
         planMdevOrphans()
         planSRIOV()
         giveConsolesBack()
@@ -228,6 +234,8 @@ struct Planning {
                     recordClaim(of: .mdev(spec.uuid), by: binding.vm, as: claim.selector)
                 case .scsi, .scsiPath:
                     scsiClaims.append((binding.vm, claim.selector))
+                case .vf(let spec):
+                    if let vf = resolveVF(spec, for: binding.vm) { resolved.append((binding, claim, vf)) }
                 }
             }
         }
@@ -486,7 +494,7 @@ struct Planning {
     mutating func planDomains() {
         var desired: [String: [HostdevEntry]] = usbEntries
         for (address, ownership) in owned.sorted(by: { $0.key < $1.key }) where ownership.attach && !releasedByHand.contains(address) {
-            desired[ownership.vm, default: []].append(.ours(.pci(address)))
+            desired[ownership.vm, default: []].append(vfEntries[address] ?? .ours(.pci(address)))
         }
         for binding in manifest.bindings {
             guard observed.libvirtReachable else {
@@ -518,7 +526,7 @@ struct Planning {
             }
             let haveOurs = domain.configHostdevs.filter(\.isOurs)
             if domain.persistent {
-                for entry in want where !haveOurs.contains(where: { $0.source == entry.source }) {
+                for entry in want where !haveOurs.contains(where: { $0.isSameElement(as: entry) }) {
                     if handWritten.contains(physical(entry.source)) {
                         notes.append("\(domain.name) already has a hand-written <hostdev> for \(entry); hostdevd leaves it as it is")
                         continue
@@ -528,7 +536,7 @@ struct Planning {
                         deviceConditions[entry.description] = .pending("to be added to \(domain.name)'s config")
                     }
                 }
-                for entry in haveOurs where !want.contains(where: { $0.source == entry.source }) {
+                for entry in haveOurs where !want.contains(where: { $0.isSameElement(as: entry) }) {
                     if case .pci(let address) = entry.source, frozen.contains(address) { continue }
                     if frozenSources.contains(entry.source) { continue }
                     steps.append(Step(.detachConfig(vm: domain.name, entry), reason: "no longer claimed by \(domain.name)"))
@@ -538,11 +546,11 @@ struct Planning {
             let liveOurs = domain.liveHostdevs.filter(\.isOurs)
             let liveHand = Set(domain.liveHostdevs.filter { !$0.isOurs }.map(\.source))
             if binding?.live == true {
-                for entry in want where !liveOurs.contains(where: { $0.source == entry.source }) && !liveHand.contains(entry.source) {
+                for entry in want where !liveOurs.contains(where: { $0.isSameElement(as: entry) }) && !liveHand.contains(entry.source) {
                     steps.append(Step(.attachLive(vm: domain.name, entry), reason: "\(domain.name) runs and its binding has live: true"))
                 }
             }
-            for entry in liveOurs where !want.contains(where: { $0.source == entry.source }) {
+            for entry in liveOurs where !want.contains(where: { $0.isSameElement(as: entry) }) {
                 if case .pci(let address) = entry.source, frozen.contains(address) { continue }
                 if frozenSources.contains(entry.source) { continue }
                 if case .pci(let address) = entry.source, releasedByHand.contains(address) {
@@ -662,11 +670,11 @@ struct Planning {
             switch action {
             case .detachLive: return 0
             case .detachConfig: return 1
-            case .restore, .removeMdev: return 2
+            case .restore, .removeMdev, .restoreVF: return 2
             case .restoreConsole: return 3
             case .setNumVFs: return 4
             case .releaseConsole: return 5
-            case .bind, .createMdev: return 6
+            case .bind, .createMdev, .configureVF: return 6
             case .attachConfig: return 7
             case .attachLive: return 8
             }
@@ -682,8 +690,10 @@ struct Planning {
         for step in steps {
             switch step.action {
             case .bind(_, _, let vm), .attachConfig(let vm, _), .detachConfig(let vm, _), .attachLive(let vm, _), .detachLive(let vm, _),
-                .createMdev(_, let vm):
+                .createMdev(_, let vm), .configureVF(_, _, _, let vm):
                 stepsOfVM[vm, default: 0] += 1
+            case .restoreVF(let target, _, _):
+                if let vm = owned[target.vf]?.vm { stepsOfVM[vm, default: 0] += 1 }
             case .restore(let address, _):
                 if let vm = owned[address]?.vm { stepsOfVM[vm, default: 0] += 1 }
             case .removeMdev(let spec, _):

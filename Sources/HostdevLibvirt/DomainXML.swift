@@ -6,10 +6,25 @@ public import HostdevCore
 /// including hand-written hostdevs, comments and unknown elements — is
 /// written back exactly as it was.
 public enum DomainXML {
-    /// The `<hostdev mode='subsystem'>` entries of a domain document.
+    /// The `<hostdev mode='subsystem'>` entries of a domain document, and
+    /// hostdevd's own `<interface type='hostdev'>`s (SR-IOV VFs; others'
+    /// interfaces are VM uses, see `uses`).
     public static func hostdevs(_ xml: String, source: String) throws -> [HostdevEntry] {
-        let domain = try XMLElement.parse(xml, source: source)
-        return (domain.child("devices")?.children("hostdev") ?? []).compactMap(entry)
+        let devices = try XMLElement.parse(xml, source: source).child("devices")
+        let interfaces = (devices?.children("interface") ?? []).compactMap(interfaceEntry).filter(\.isOurs)
+        return (devices?.children("hostdev") ?? []).compactMap(entry) + interfaces
+    }
+
+    /// An `<interface type='hostdev'>` with a PCI source, as an entry.
+    static func interfaceEntry(_ element: XMLElement) -> HostdevEntry? {
+        guard element.attributes["type"] == "hostdev",
+            let address = element.child("source")?.child("address").flatMap(NodeDeviceInventory.address)
+        else { return nil }
+        let mac = element.child("mac")?.attributes["address"].flatMap { MACAddress($0.lowercased()) }
+        let vlan = element.child("vlan")?.child("tag")?.attributes["id"].flatMap(NodeDeviceInventory.integer)
+        return HostdevEntry(
+            source: .pci(address), alias: element.child("alias")?.attributes["name"], managed: element.attributes["managed"] == "yes",
+            interface: HostdevEntry.Interface(mac: mac, vlan: vlan))
     }
 
     /// Every element of a domain document that uses a host device:
@@ -49,6 +64,7 @@ public enum DomainXML {
         case "interface":
             switch type {
             case "hostdev":
+                if let entry = interfaceEntry(element), entry.isOurs { return nil }
                 guard let address = src?.child("address").flatMap(NodeDeviceInventory.address) else { return nil }
                 return VMUse(element: shown, target: .pci(address))
             case "direct":
@@ -108,6 +124,14 @@ public enum DomainXML {
         let source: String
         let type: String
         let alias = entry.alias.map { "<alias name='\($0)'/>" } ?? ""
+        if let interface = entry.interface, case .pci(let a) = entry.source {
+            // An SR-IOV VF as a NIC: libvirt sets no MAC or VLAN itself
+            // (managed='no'); hostdevd set them through the PF already.
+            let mac = interface.mac.map { "<mac address='\($0)'/>" } ?? ""
+            let vlan = interface.vlan.map { "<vlan><tag id='\($0)'/></vlan>" } ?? ""
+            return "<interface type='hostdev' managed='\(entry.managed ? "yes" : "no")'><source>\(pciAddressElement(a, type: true))</source>"
+                + "\(mac)\(vlan)\(alias)</interface>"
+        }
         switch entry.source {
         case .mdev(let uuid):
             return "<hostdev mode='subsystem' type='mdev' model='vfio-pci'><source><address uuid='\(uuid)'/></source>\(alias)</hostdev>"
@@ -117,7 +141,7 @@ public enum DomainXML {
                 + "<address bus='\(a.bus)' target='\(a.target)' unit='\(a.unit)'/></source>\(alias)</hostdev>"
         case .pci(let a):
             type = "pci"
-            source = "<address domain='0x\(hex(a.domain, 4))' bus='0x\(hex(a.bus, 2))' slot='0x\(hex(a.slot, 2))' function='0x\(a.function)'/>"
+            source = pciAddressElement(a, type: false)
         case .usbID(let vendor, let product):
             type = "usb"
             source = "<vendor id='0x\(hex(vendor, 4))'/><product id='0x\(hex(product, 4))'/>"
@@ -126,6 +150,12 @@ public enum DomainXML {
             source = "<address bus='\(bus)' device='\(device)'/>"
         }
         return "<hostdev mode='subsystem' type='\(type)' managed='\(entry.managed ? "yes" : "no")'><source>\(source)</source>\(alias)</hostdev>"
+    }
+
+    /// `<address domain='0x0000' bus='0x01' slot='0x00' function='0x0'/>`
+    /// (with `type='pci'`, as `<interface>` wants it).
+    static func pciAddressElement(_ a: PCIAddress, type: Bool) -> String {
+        "<address \(type ? "type='pci' " : "")domain='0x\(hex(a.domain, 4))' bus='0x\(hex(a.bus, 2))' slot='0x\(hex(a.slot, 2))' function='0x\(a.function)'/>"
     }
 
     /// The domain document with `entry` added to `<devices>`.
@@ -140,14 +170,15 @@ public enum DomainXML {
         }
     }
 
-    /// The domain document without hostdevd's `<hostdev>` for `entry`'s
-    /// source (found by its user alias; hand-written entries never match).
+    /// The domain document without hostdevd's `<hostdev>` (or `<interface>`)
+    /// for `entry`'s source (found by its user alias; hand-written entries
+    /// never match).
     public static func removing(_ entry: HostdevEntry, from xml: String, source: String) throws -> String {
         try edit(xml, source: source) { _, devices in
             var child = devices.pointee.children
             while let node = child {
                 child = node.pointee.next
-                guard node.pointee.type == XML_ELEMENT_NODE, name(node) == "hostdev",
+                guard node.pointee.type == XML_ELEMENT_NODE, ["hostdev", "interface"].contains(name(node)),
                     let alias = aliasName(node), alias == entry.alias
                 else { continue }
                 xmlUnlinkNode(node)

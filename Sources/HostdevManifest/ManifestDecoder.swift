@@ -171,7 +171,7 @@ public struct ManifestDecoder {
     }
 
     /// The keys that name what a device entry is; exactly one per entry.
-    static let deviceKinds = ["pci", "usb", "mdev", "scsi"]
+    static let deviceKinds = ["pci", "usb", "mdev", "scsi", "vf"]
 
     mutating func decodeClaim(_ node: YAMLNode, vm: String, mdevOrdinals: inout [String: Int]) -> DeviceClaim? {
         guard let fields = mapping(node, "a device", keys: Self.deviceKinds + ["group", "force"]) else { return nil }
@@ -202,6 +202,10 @@ public struct ManifestDecoder {
             guard let selector = scsiSelector(scsi) else { return nil }
             return DeviceClaim(selector, location: location(node))
         }
+        if let vf = fields["vf"] {
+            guard let spec = vfSpec(vf) else { return nil }
+            return DeviceClaim(.vf(spec), group: group, force: force, location: location(node))
+        }
         switch (fields["pci"], fields["usb"]) {
         case (let pci?, nil):
             guard let selector = pciSelector(pci) else { return nil }
@@ -213,7 +217,7 @@ public struct ManifestDecoder {
             guard let selector = usbSelector(usb) else { return nil }
             return DeviceClaim(selector, group: group, force: force, location: location(node))
         case (nil, nil):
-            report(node, "device without 'pci', 'usb', 'mdev' or 'scsi'",
+            report(node, "device without 'pci', 'usb', 'mdev', 'scsi' or 'vf'",
                 hint: "write pci: \"0000:01:00.0\", usb: {vendor: \"046d\", product: \"c52b\"} or mdev: {parent: \"0000:00:02.0\", type: \"i915-GVTg_V5_4\"}")
         case (_?, _?):
             break  // reported above
@@ -284,6 +288,60 @@ public struct ManifestDecoder {
             uuid = MdevSpec.derivedUUID(vm: vm, parent: parent, type: type, ordinal: ordinal)
         }
         return MdevSpec(uuid: uuid!, parent: parent, type: type)
+    }
+
+    /// `vf: {pf: "0000:3b:00.0", index: 2, mac: "52:54:00:12:34:56", vlan: 100, trust: false, spoofchk: true}`:
+    /// VF number `index` of the physical function `pf`; the settings are optional.
+    mutating func vfSpec(_ node: YAMLNode) -> VFSpec? {
+        guard let fields = mapping(node, "vf", keys: ["pf", "index", "mac", "vlan", "trust", "spoofchk"]) else { return nil }
+        guard let pfNode = fields["pf"], let indexNode = fields["index"] else {
+            report(node, "vf needs 'pf' and 'index'",
+                hint: "e.g. vf: {pf: \"0000:3b:00.0\", index: 2}, VF number index of the physical function pf (its virtfnINDEX link in sysfs)")
+            return nil
+        }
+        let pf = pciAddress(pfNode, "pf")
+        var index = integer(indexNode, "index")
+        if let number = index, !(0..<Self.maximumCount).contains(number) {
+            report(indexNode, "index must be 0 to \(Self.maximumCount - 1), not \(number)", hint: "VFs are numbered from 0, as the PF's virtfn0, virtfn1, … links")
+            index = nil
+        }
+        var settings = VFSettings()
+        var valid = true
+        if let macNode = fields["mac"] {
+            settings.mac = macAddress(macNode)
+            valid = valid && settings.mac != nil
+        }
+        if let vlanNode = fields["vlan"] {
+            if let vlan = integer(vlanNode, "vlan") {
+                if (0...VFSettings.maximumVLAN).contains(vlan) {
+                    settings.vlan = vlan
+                } else {
+                    report(vlanNode, "vlan must be 0 to \(VFSettings.maximumVLAN), not \(vlan)", hint: "0 means no VLAN (4095 is reserved)")
+                }
+            }
+            valid = valid && settings.vlan != nil
+        }
+        if let trustNode = fields["trust"] {
+            settings.trust = boolean(trustNode, "trust")
+            valid = valid && settings.trust != nil
+        }
+        if let spoofNode = fields["spoofchk"] {
+            settings.spoofchk = boolean(spoofNode, "spoofchk")
+            valid = valid && settings.spoofchk != nil
+        }
+        guard valid, let pf, let index else { return nil }
+        return VFSpec(pf: pf, index: index, settings: settings)
+    }
+
+    /// A unicast MAC address as text, six hex pairs with colons.
+    mutating func macAddress(_ node: YAMLNode) -> MACAddress? {
+        guard let text = string(node, "mac", example: "mac: \"52:54:00:12:34:56\"") else { return nil }
+        guard let mac = MACAddress(text), mac.isUnicast, !mac.isZero else {
+            report(node, "'\(printable(text))' is not a unicast MAC address",
+                hint: "write six hex pairs with colons, e.g. \"52:54:00:12:34:56\"; the first octet must be even (not multicast) and the address not all zeros")
+            return nil
+        }
+        return mac
     }
 
     /// `hosts: [web-01, "gpu-*"]`: globs for the host names a binding is for.

@@ -210,7 +210,9 @@ public struct InventoryReader: Sendable {
         }
         if let total = dir.read("sriov_totalvfs").flatMap({ Int($0) }) {
             let enabled = dir.read("sriov_numvfs").flatMap { Int($0) } ?? 0
-            let vfs = (0..<enabled).compactMap { dir.linkName("virtfn\($0)").flatMap { PCIAddress($0) } }
+            // virtfnN for N from 0 while the links last: a VF's position is its number.
+            var vfs: [PCIAddress] = []
+            while vfs.count < enabled, let vf = dir.linkName("virtfn\(vfs.count)").flatMap({ PCIAddress($0) }) { vfs.append(vf) }
             function.sriov = SRIOV(totalVFs: total, numVFs: enabled, virtualFunctions: vfs)
         }
         return function

@@ -290,13 +290,14 @@ public final class SysfsTree: @unchecked Sendable {
 
     /// A network interface of a PCI device (`/sys/class/net/NAME`).
     @discardableResult
-    public func addNet(_ name: String, under parentPath: String, mac: String, up: Bool = true) -> String {
+    public func addNet(_ name: String, under parentPath: String, mac: String, up: Bool = true, ifindex: Int = 2) -> String {
         let path = parentPath + "/net/" + name
         FileTree.makeDirectory(host(path))
         FileTree.write(host(path + "/address"), mac + "\n")
+        FileTree.write(host(path + "/ifindex"), "\(ifindex)\n")
         FileTree.write(host(path + "/operstate"), (up ? "up" : "down") + "\n")
         FileTree.write(host(path + "/flags"), (up ? "0x1003" : "0x1002") + "\n")
-        FileTree.write(host(path + "/uevent"), "INTERFACE=\(name)\nIFINDEX=2\n")
+        FileTree.write(host(path + "/uevent"), "INTERFACE=\(name)\nIFINDEX=\(ifindex)\n")
         classDevice(path, subsystem: "/sys/class/net", list: "/sys/class/net/\(name)")
         return path
     }

@@ -78,6 +78,17 @@ extension SysfsTree {
         return tree
     }
 
+    /// Adds an SR-IOV NIC as an I350 shows itself: the PF (`igb`, its own
+    /// IOMMU group, its network interface `netdev` up, so it may carry the
+    /// host's traffic) with `vfs` VFs on `igbvf`, one group each from
+    /// `firstGroup`, on the next bus. The VFs' settings live in a
+    /// `FakeVFConfigurator` over this tree.
+    public func addSRIOVNIC(pf: String = "0000:03:00.0", netdev: String = "enp3s0f0", vfs: Int = 2, group: Int = 8, firstGroup: Int = 20) {
+        let path = addPCI(.init(pf, vendor: "8086", device: "1521", classCode: 0x020000, driver: "igb", iommuGroup: group))
+        addNet(netdev, under: path, mac: "a0:36:9f:00:00:01", up: true, ifindex: 3)
+        addSRIOV(pf: pf, totalVFs: 7, numVFs: vfs, vfDevice: "1520", vfDriver: "igbvf", firstGroup: firstGroup)
+    }
+
     /// `functions` PCI endpoints (multi-function slots of 8, one IOMMU group
     /// per slot) behind 16 root ports: the benchmark host.
     public static func large(functions: Int = 4096, base: String = "/tmp") -> SysfsTree {

@@ -113,7 +113,7 @@ struct Check: ParsableCommand {
             }.sorted()
             if let index { return index < matches.count ? matches[index] : nil }
             return matches.count == 1 ? matches[0] : nil
-        case .usbID, .usbAddress, .mdev, .scsi, .scsiPath: return nil
+        case .usbID, .usbAddress, .mdev, .scsi, .scsiPath, .vf: return nil
         }
     }
 

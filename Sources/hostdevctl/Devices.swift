@@ -64,16 +64,21 @@ struct Devices: ParsableCommand {
     var noUsedBy = false
 
     func run() throws {
-        let inventory: Inventory
+        var inventory: Inventory
         var owners: [String: String] = [:]
         var usedBy: [String: String] = [:]
         do {
             if let observed {
                 let snapshot = try observe(host: host, observedFile: observed)
                 inventory = snapshot.inventory
+                inventory.setVFSettings(snapshot.vfSettings ?? [:])
                 usedBy = InventoryReport.usedBy(hostUses: snapshot.hostUses, domains: snapshot.domains)
             } else {
                 inventory = try readInventory(source: source, host: host)
+                // Each VF's MAC, VLAN, trust and spoofchk, through its PF (rtnetlink; the live host only).
+                if source == .udev, let vfs = HostSources(sysfsRoot: SysfsRoot(host.sysfsRoot), useUdev: false, libvirtURI: host.connect).vfConfigurator {
+                    inventory.setVFSettings(vfs.settings(in: inventory))
+                }
                 if !noUsedBy, source == .udev {
                     let root = SysfsRoot(host.sysfsRoot)
                     let (domains, _) = Observer(sources: HostSources(sysfsRoot: root, useUdev: false, libvirtURI: host.connect)).domains()

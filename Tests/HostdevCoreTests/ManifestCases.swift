@@ -277,6 +277,47 @@ let manifestCases: [ManifestCase] = [
     ManifestCase(
         "scsi with a negative unit", binding("    devices: [{scsi: {host: 1, bus: 0, target: 0, unit: -1}}]\n"),
         ["m.yaml:4:57: error: unit must be 0 to 65535, not -1"]),
+    // SR-IOV VFs as network interfaces: pf and index; mac, vlan, trust, spoofchk optional.
+    ManifestCase(
+        "virtual functions",
+        binding("""
+                devices:
+                  - vf: {pf: "0000:3b:00.0", index: 2, mac: "52:54:00:12:34:56", vlan: 100, trust: false, spoofchk: true}
+                  - vf: {pf: "0000:3b:00.0", index: 3, vlan: 0}
+                    group: device
+            """)),
+    ManifestCase(
+        "vf without an index", binding("    devices: [{vf: {pf: \"3b:00.0\"}}]\n"),
+        ["m.yaml:4:20: error: vf needs 'pf' and 'index'; e.g. vf: {pf: \"0000:3b:00.0\", index: 2}, VF number index of the physical function pf (its virtfnINDEX link in sysfs)"]),
+    ManifestCase(
+        "vf with a multicast mac", binding("    devices: [{vf: {pf: \"3b:00.0\", index: 0, mac: \"01:00:5e:00:00:01\"}}]\n"),
+        ["m.yaml:4:51: error: '01:00:5e:00:00:01' is not a unicast MAC address; write six hex pairs with colons, e.g. \"52:54:00:12:34:56\"; the first octet must be even (not multicast) and the address not all zeros"]),
+    ManifestCase(
+        "vf with an all-zero mac", binding("    devices: [{vf: {pf: \"3b:00.0\", index: 0, mac: \"00:00:00:00:00:00\"}}]\n"),
+        ["m.yaml:4:51: error: '00:00:00:00:00:00' is not a unicast MAC address; write six hex pairs with colons, e.g. \"52:54:00:12:34:56\"; the first octet must be even (not multicast) and the address not all zeros"]),
+    ManifestCase(
+        "vf with a dashed mac", binding("    devices: [{vf: {pf: \"3b:00.0\", index: 0, mac: \"52-54-00-12-34-56\"}}]\n"),
+        ["m.yaml:4:51: error: '52-54-00-12-34-56' is not a unicast MAC address; write six hex pairs with colons, e.g. \"52:54:00:12:34:56\"; the first octet must be even (not multicast) and the address not all zeros"]),
+    ManifestCase(
+        "vf with vlan 4095", binding("    devices: [{vf: {pf: \"3b:00.0\", index: 0, vlan: 4095}}]\n"),
+        ["m.yaml:4:52: error: vlan must be 0 to 4094, not 4095; 0 means no VLAN (4095 is reserved)"]),
+    ManifestCase(
+        "vf with a quoted trust", binding("    devices: [{vf: {pf: \"3b:00.0\", index: 0, trust: \"true\"}}]\n"),
+        ["m.yaml:4:53: error: trust must be true or false, not the text 'true'; remove the quotes"]),
+    ManifestCase(
+        "vf with an unknown key", binding("    devices: [{vf: {pf: \"3b:00.0\", index: 0, spoofcheck: true}}]\n"),
+        ["m.yaml:4:46: error: unknown key 'spoofcheck' in vf; did you mean 'spoofchk'?"]),
+    ManifestCase(
+        "vf with a negative index", binding("    devices: [{vf: {pf: \"3b:00.0\", index: -1}}]\n"),
+        ["m.yaml:4:43: error: index must be 0 to 65534, not -1; VFs are numbered from 0, as the PF's virtfn0, virtfn1, … links"]),
+    ManifestCase(
+        "vf and pci in one entry", binding("    devices: [{vf: {pf: \"3b:00.0\", index: 0}, pci: \"01:00.0\"}]\n"),
+        ["m.yaml:4:15: error: a device has both 'pci' and 'vf'; one entry names one device; split it in two"]),
+    ManifestCase(
+        "one vf twice",
+        "version: 1\nbindings:\n  - vm: a\n    devices: [{vf: {pf: \"3b:00.0\", index: 1}}]\n"
+            + "  - vm: b\n    devices: [{vf: {pf: \"0000:3b:00.0\", index: 1, vlan: 5}}]\n",
+        ["m.yaml:6:15: error: vf 0000:3b:00.0 index 1 is named twice; it is already claimed by 'a' at line 4; a device belongs to one VM"], schemaCannotExpress: "a VF named twice across bindings"),
     ManifestCase(
         "force not a list", binding("    devices: [{pci: \"01:00.0\", force: console}]\n"),
         ["m.yaml:4:39: error: force must be a list (lines starting with '- '), not the text 'console'"]),
