@@ -1,6 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import Dispatch
 import HostdevCore
 import Synchronization
 
@@ -55,23 +56,24 @@ public struct DeadlineWriter: SysfsWriter {
     }
 }
 
-/// One write's outcome, handed from its thread to the waiting caller.
+/// One write's outcome, handed from its thread to the waiting caller, who
+/// wakes the moment it arrives: a poll's sleep would add up to its own
+/// length to every write on the hotplug path.
 final class BlockedWrite: Sendable {
     private let outcome = Mutex<Result<Void, SysfsError>?>(nil)
+    private let arrived = DispatchSemaphore(value: 0)
 
-    func finish(_ result: Result<Void, SysfsError>) { outcome.withLock { $0 = result } }
+    func finish(_ result: Result<Void, SysfsError>) {
+        outcome.withLock { $0 = result }
+        arrived.signal()
+    }
 
-    /// The outcome, or nil when the deadline passed first. Polls with a
-    /// growing pause: a write that does not block answers within microseconds.
+    /// The outcome, or nil when the deadline passed first.
     func wait(for deadline: Duration) -> Result<Void, SysfsError>? {
-        let end = ContinuousClock.now + deadline
-        var pause: UInt32 = 20
-        while true {
-            if let result = outcome.withLock({ $0 }) { return result }
-            guard ContinuousClock.now < end else { return nil }
-            usleep(pause)
-            pause = min(pause * 2, 10_000)
-        }
+        let (seconds, attoseconds) = deadline.components
+        let nanoseconds = Int(clamping: seconds) &* 1_000_000_000 &+ Int(attoseconds / 1_000_000_000)
+        _ = arrived.wait(timeout: .now() + .nanoseconds(nanoseconds))
+        return outcome.withLock { $0 }
     }
 }
 

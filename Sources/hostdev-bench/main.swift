@@ -299,7 +299,9 @@ final class DaemonBench {
         server.stop()
         // BENCH_LOG_LEVEL=debug: the daemon's phase timings, kept for reading.
         if ProcessInfo.processInfo.environment["BENCH_LOG_LEVEL"] != nil, let log = FileTree.read(state + "/hostdevd.log") {
-            FileTree.write("/tmp/hostdev-bench-daemon.log", log)
+            // Appended: the hotplug and storm daemons' logs both kept.
+            let earlier = FileTree.read("/tmp/hostdev-bench-daemon.log").map { $0 + "\n" } ?? ""
+            FileTree.write("/tmp/hostdev-bench-daemon.log", earlier + log)
         }
         FileTree.remove(state)
     }
@@ -323,6 +325,7 @@ func benchmarkDaemon(_ options: Options) {
     // Not /dev/shm: the daemon runs under umockdev, which redirects /dev paths.
     let base = "/tmp"
     print("## daemon: \(options.functions)-function host, release build")
+    FileTree.remove("/tmp/hostdev-bench-daemon.log")  // this run's daemons append to it
     // 1. Hotplug latency: one claimed device unplugged and plugged again.
     let hotplugged = PCIAddress("0000:f0:00.0")!
     let spec = SysfsTree.PCISpec(hotplugged.description, vendor: "8086", device: "10fb", classCode: 0x020000, driver: "ixgbe", iommuGroup: 9000)
