@@ -18,10 +18,10 @@ public struct Inventory: Sendable, Equatable {
     public private(set) var iommuGroups: [IOMMUGroup]
     /// The kernel exposes IOMMU groups at all (`/sys/kernel/iommu_groups` is not empty).
     public var iommuEnabled: Bool
-    /// Where each PCI function sits in `devices`. Kept with the devices (an
-    /// informer's indexer) so that planning after a hotplug event does not
-    /// re-index a host of thousands of functions.
-    private var positionOfAddress: [PCIAddress: Int]
+    /// Where each device sits in `devices`. Kept with the devices (an
+    /// informer's indexer) so that a hotplug event's refresh and the planning
+    /// after it neither scan nor re-index a host of thousands of functions.
+    private var positions: Positions
 
     public init(devices: consuming [HostDevice], iommuGroups: [IOMMUGroup] = [], iommuEnabled: Bool? = nil) {
         var devices = consume devices
@@ -29,21 +29,24 @@ public struct Inventory: Sendable, Equatable {
         self.devices = devices
         self.iommuGroups = iommuGroups.sorted { $0.number < $1.number }
         self.iommuEnabled = iommuEnabled ?? !iommuGroups.isEmpty
-        positionOfAddress = Self.positions(of: self.devices)
+        positions = Positions(of: self.devices)
     }
 
-    public func device(named name: String) -> HostDevice? { devices.first { $0.name == name } }
+    public func device(named name: String) -> HostDevice? { positions.byName[name].map { devices[$0] } }
+
+    /// The device at a sysfs path (`/sys/devices/…`), if listed.
+    public func device(atSysfsPath path: String) -> HostDevice? { positions.byPath[path].map { devices[$0] } }
 
     /// Gives each VF in `settings` (by address) its settings as its PF's
     /// driver reports them, for `hostdevctl devices`.
     public mutating func setVFSettings(_ settings: [PCIAddress: VFSettings]) {
         for (address, value) in settings {
-            guard let position = positionOfAddress[address] else { continue }
+            guard let position = positions.byAddress[address] else { continue }
             devices[position].pci?.vfSettings = value
         }
     }
 
-    public func device(at address: PCIAddress) -> HostDevice? { positionOfAddress[address].map { devices[$0] } }
+    public func device(at address: PCIAddress) -> HostDevice? { positions.byAddress[address].map { devices[$0] } }
 
     public func group(_ number: Int) -> IOMMUGroup? {
         let index = groupIndex(number)
@@ -81,22 +84,28 @@ public struct Inventory: Sendable, Equatable {
 
     /// `updating`, in place.
     public mutating func update(_ updated: [HostDevice], removingPaths removedPaths: Set<String>) {
-        // Positions from here on moved; nil: none did.
+        if updated.count + removedPaths.count > Self.changesUpdatedOneByOne {
+            return rebuild(updated, removingPaths: removedPaths)
+        }
+        // Positions from here on moved; nil: none did, and `positions` is
+        // exact (after a shift it is mended once, at the end).
         var shiftedFrom: Int?
         for path in removedPaths {
-            // Compared, not hashed: an event removes one or a few paths.
-            while let index = devices.firstIndex(where: { $0.sysfsPath == path }) {
+            while let index = shiftedFrom == nil ? positions.byPath[path] : devices.firstIndex(where: { $0.sysfsPath == path }) {
                 removeFromGroup(devices[index].pci)
-                if let address = devices[index].pci?.address { positionOfAddress[address] = nil }
+                positions.forget(devices[index])
                 devices.remove(at: index)
                 shiftedFrom = min(shiftedFrom ?? index, index)
             }
         }
         for device in updated {
-            if let index = devices.firstIndex(where: { $0.name == device.name }) {
+            let existing = shiftedFrom == nil ? positions.byName[device.name] : devices.firstIndex { $0.name == device.name }
+            if let index = existing {
                 removeFromGroup(devices[index].pci)
                 let moved = devices[index].parent != device.parent
+                positions.forget(devices[index])
                 devices[index] = device
+                positions.record(device, at: index)
                 // Moved in the tree (a parent appeared or went): rare, so
                 // the whole order is recomputed.
                 if moved {
@@ -104,16 +113,40 @@ public struct Inventory: Sendable, Equatable {
                     shiftedFrom = 0
                 }
             } else {
-                let index = insert(device)
+                let index = insert(device, positionsExact: shiftedFrom == nil)
                 shiftedFrom = min(shiftedFrom ?? index, index)
             }
             addToGroup(device.pci)
         }
         if let start = shiftedFrom {
-            for index in start..<devices.endIndex {
-                if let address = devices[index].pci?.address { positionOfAddress[address] = index }
-            }
+            for index in start..<devices.endIndex { positions.record(devices[index], at: index) }
         }
+        iommuEnabled = iommuEnabled || !iommuGroups.isEmpty
+    }
+
+    /// Above this many changes (an SR-IOV storm's thousands of VFs) one sort
+    /// of the whole list costs less than finding each device's place.
+    static let changesUpdatedOneByOne = 16
+
+    /// `update` for many changes: removed, replaced and appended, then
+    /// sorted and indexed once.
+    private mutating func rebuild(_ updated: [HostDevice], removingPaths removedPaths: Set<String>) {
+        let isRemoved = { (device: HostDevice) in device.sysfsPath.map(removedPaths.contains) == true }
+        for device in devices where isRemoved(device) { removeFromGroup(device.pci) }
+        devices.removeAll(where: isRemoved)
+        positions = Positions(of: devices)
+        for device in updated {
+            if let index = positions.byName[device.name] {
+                removeFromGroup(devices[index].pci)
+                devices[index] = device
+            } else {
+                positions.byName[device.name] = devices.count
+                devices.append(device)
+            }
+            addToGroup(device.pci)
+        }
+        Self.sortIntoTreeOrder(&devices)
+        positions = Positions(of: devices)
         iommuEnabled = iommuEnabled || !iommuGroups.isEmpty
     }
 
@@ -123,19 +156,19 @@ public struct Inventory: Sendable, Equatable {
     /// path from the root to the device looked at, as the depth-first order
     /// unrolls it: no hashing, so a large host costs string compares only.
     @discardableResult
-    private mutating func insert(_ device: HostDevice) -> Int {
-        let parentIndex = devices.firstIndex { $0.name == device.parent }
+    private mutating func insert(_ device: HostDevice, positionsExact: Bool) -> Int {
+        let parentIndex = positionsExact ? positions.byName[device.parent] : devices.firstIndex { $0.name == device.parent }
         var path: [String] = parentIndex == nil ? [] : [device.parent]
         var index = parentIndex.map { $0 + 1 } ?? devices.startIndex
         while index < devices.endIndex {
-            let candidate = devices[index]
-            while let last = path.last, last != candidate.parent { path.removeLast() }
+            // Fields read in place: a copy of each device would retain all of its strings.
+            while let last = path.last, last != devices[index].parent { path.removeLast() }
             // Path empty: under a parent, its subtree has ended; at the root,
             // this is another root (its parent is not listed).
             if path.isEmpty && parentIndex != nil { break }
             let isSibling = parentIndex == nil ? path.isEmpty : path.count == 1
-            if isSibling && candidate.name > device.name { break }
-            path.append(candidate.name)
+            if isSibling && devices[index].name > device.name { break }
+            path.append(devices[index].name)
             index += 1
         }
         devices.insert(device, at: index)
@@ -165,13 +198,31 @@ public struct Inventory: Sendable, Equatable {
         }
     }
 
-    private static func positions(of devices: [HostDevice]) -> [PCIAddress: Int] {
-        var positions: [PCIAddress: Int] = [:]
-        positions.reserveCapacity(devices.count)
-        for index in devices.indices {
-            if let address = devices[index].pci?.address, positions[address] == nil { positions[address] = index }
+    /// Where each device is in `devices`: by PCI address, by name and by
+    /// sysfs path. (A name or address listed twice, only in malformed source
+    /// data, is found at its first place.)
+    struct Positions: Sendable, Equatable {
+        var byAddress: [PCIAddress: Int] = [:]
+        var byName: [String: Int] = [:]
+        var byPath: [String: Int] = [:]
+
+        init(of devices: [HostDevice]) {
+            byName.reserveCapacity(devices.count)
+            byPath.reserveCapacity(devices.count)
+            for index in devices.indices.reversed() { record(devices[index], at: index) }
         }
-        return positions
+
+        mutating func record(_ device: HostDevice, at index: Int) {
+            byName[device.name] = index
+            if let path = device.sysfsPath { byPath[path] = index }
+            if let address = device.pci?.address { byAddress[address] = index }
+        }
+
+        mutating func forget(_ device: HostDevice) {
+            byName[device.name] = nil
+            if let path = device.sysfsPath { byPath[path] = nil }
+            if let address = device.pci?.address { byAddress[address] = nil }
+        }
     }
 
     /// Depth-first order from `computer`: parents before children, siblings

@@ -339,11 +339,10 @@ extension InventoryReader {
                 removed.insert(record.syspath)
                 continue
             }
-            // The nearest listed ancestor; a scan per level costs less than
-            // indexing every path of a large host for one event.
+            // The nearest listed ancestor.
             var path = SysfsPath.parent(record.syspath)
             while path.count > 4 {
-                if let parent = inventory.devices.first(where: { $0.sysfsPath == path }) {
+                if let parent = inventory.device(atSysfsPath: path) {
                     device.parent = parent.name
                     break
                 }

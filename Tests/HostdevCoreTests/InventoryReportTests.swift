@@ -191,6 +191,10 @@ func sampleInventory() -> Inventory {
         ("last member of a group removed", [], ["/sys/devices/pci0000:00/0000:03:00.0"]),
         ("removed and another added", [pci("0000:06:00.0", group: 6)], ["/sys/devices/pci0000:00/0000:03:00.0"]),
         ("re-parented", [pci("0000:05:00.0", parent: bridge.name, group: 5)], []),
+        (
+            "two removed, two added", [pci("0000:00:00.1", group: 9), pci("0000:02:00.7", parent: bridge.name, group: 2)],
+            ["/sys/devices/pci0000:00/0000:03:00.0", "/sys/devices/pci0000:00/0000:00:00.0"]
+        ),
     ] as [(String, [HostDevice], [String])])
     func equalsAFreshInventory(_ change: String, updated: [HostDevice], removed: [String]) {
         var expected = Self.base.filter { !removed.contains($0.sysfsPath ?? "") }
@@ -199,7 +203,24 @@ func sampleInventory() -> Inventory {
         }
         let result = Self.reference(Self.base).updating(updated, removingPaths: Set(removed))
         #expect(result == Self.reference(expected), "\(change)")
-        for device in expected { if let pci = device.pci { #expect(result.device(at: pci.address) == device, "\(change): lookup of \(pci.address)") } }
+        for device in expected {
+            if let pci = device.pci { #expect(result.device(at: pci.address) == device, "\(change): lookup of \(pci.address)") }
+            #expect(result.device(named: device.name) == device, "\(change): lookup of \(device.name)")
+            #expect(result.device(atSysfsPath: device.sysfsPath!) == device, "\(change): lookup of \(device.sysfsPath!)")
+        }
+        for path in removed { #expect(result.device(atSysfsPath: path) == nil, "\(change): \(path) still found") }
+    }
+
+    /// A storm's many changes take the one-sort path: the same result.
+    @Test func manyChangesAtOnceEqualAFreshInventory() {
+        let added = (0..<40).map { Self.pci("0000:02:1\($0 / 8).\($0 % 8)", parent: Self.bridge.name, group: 100 + $0) }
+        let changed = Self.pci("0000:02:00.2", parent: Self.bridge.name, group: 2, driver: "vfio-pci")
+        let removed = "/sys/devices/pci0000:00/0000:03:00.0"
+        #expect(added.count + 2 > Inventory.changesUpdatedOneByOne)
+        let expected = Self.base.filter { $0.sysfsPath != removed }.map { $0.name == changed.name ? changed : $0 } + added
+        let result = Self.reference(Self.base).updating(added.reversed() + [changed], removingPaths: [removed])
+        #expect(result == Self.reference(expected))
+        for device in expected { #expect(result.device(named: device.name) == device) }
     }
 
     /// Unplug and replug, many times, as the hotplug benchmark does.
