@@ -74,12 +74,8 @@ public struct Controller {
         let inventory = try reader.read()
         let observer = Observer(sources: sources)
         var observed = ObservedHost(
-            inventory: inventory, domains: [DomainState(name: vm, state: active ? .running : .shutoff, active: active)],
-            hostUses: observer.hostUses(inventory), coverage: .hook(vm))
-        observed.vfioLoaded = observer.vfioLoaded()
-        observed.mediated = observer.mediatedDevices()
-        observed.diskLinks = observer.diskLinks()
-        observed.vfSettings = observer.vfSettings(inventory)
+            inventory: inventory, domains: [DomainState(name: vm, state: active ? .running : .shutoff, active: active)], coverage: .hook(vm))
+        observer.readHostFacts(into: &observed)
         return observed
     }
 

@@ -40,12 +40,20 @@ public struct Observer {
         let inventory = sources.useUdev ? reader.read(try UdevEnumerator().records()) : try reader.read()
         let (domains, coverage) = self.domains()
         if case .unreachable(let why) = coverage { warn("warning: libvirt unreachable: \(why); nothing that depends on a VM's state is planned") }
-        var observed = ObservedHost(inventory: inventory, domains: domains, hostUses: hostUses(inventory), coverage: coverage)
+        var observed = ObservedHost(inventory: inventory, domains: domains, coverage: coverage)
+        readHostFacts(into: &observed)
+        return observed
+    }
+
+    /// What changes without an event and is read afresh on every pass: the
+    /// host's own uses, vfio-pci's presence, mediated devices, disk names,
+    /// VF settings.
+    public func readHostFacts(into observed: inout ObservedHost) {
+        observed.hostUses = hostUses(observed.inventory)
         observed.vfioLoaded = vfioLoaded()
         observed.mediated = mediatedDevices()
         observed.diskLinks = diskLinks()
-        observed.vfSettings = vfSettings(inventory)
-        return observed
+        observed.vfSettings = vfSettings(observed.inventory)
     }
 
     /// Every VF's settings, read afresh through its PF (nil: no configurator).

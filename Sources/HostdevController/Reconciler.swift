@@ -147,7 +147,7 @@ public final class Reconciler: @unchecked Sendable {
         do {
             if connection == nil { connection = try? LibvirtConnection(uri: configuration.libvirtURI) }
             var observer = Observer(sources: sources, connection: connection)
-            try refreshCache(keys, observer)
+            let observedAll = try refreshCache(keys, observer)
             if cache!.coverage != .all, connection != nil {
                 // The connection died (libvirtd restarted): one fresh try now.
                 connection = try? LibvirtConnection(uri: configuration.libvirtURI)
@@ -156,11 +156,8 @@ public final class Reconciler: @unchecked Sendable {
             }
             let libvirtMissing = cache!.coverage != .all
             if libvirtMissing { connection = nil }
-            cache!.hostUses = observer.hostUses(cache!.inventory)
-            cache!.vfioLoaded = observer.vfioLoaded()
-            cache!.mediated = observer.mediatedDevices()
-            cache!.diskLinks = observer.diskLinks()
-            cache!.vfSettings = observer.vfSettings(cache!.inventory)
+            // A full observation has just read them.
+            if !observedAll { observer.readHostFacts(into: &cache!) }
             let ledger = try store.load()
             clock.lap("observe")
             var plan = Planner.plan(manifest: manifest, observed: cache!, ledger: ledger, backoff: backoff, now: now())
@@ -240,8 +237,13 @@ public final class Reconciler: @unchecked Sendable {
     /// A full observation at start, on resync and whenever the cache is in
     /// doubt; otherwise just the devices and VMs that changed, in place.
     /// On an error the cache is dropped: the next pass observes afresh.
-    func refreshCache(_ keys: Set<ReconcileKey>, _ observer: Observer) throws {
-        guard cache != nil, !keys.contains(.all) else { return try observeAll(observer) }
+    /// Returns whether it observed the whole host.
+    @discardableResult
+    func refreshCache(_ keys: Set<ReconcileKey>, _ observer: Observer) throws -> Bool {
+        guard cache != nil, !keys.contains(.all) else {
+            try observeAll(observer)
+            return true
+        }
         // Taken out of the optional so that it is uniquely referenced.
         var observed = cache.take()!
         var changes: [(subsystem: String, devpath: String)] = []
@@ -252,7 +254,8 @@ public final class Reconciler: @unchecked Sendable {
             case .nodeDevice(let name):
                 guard let change = Self.change(forNodeDevice: name, in: observed.inventory, reader: reader) else {
                     // Not a device the cache can place: read the host afresh.
-                    return try observeAll(observer)
+                    try observeAll(observer)
+                    return true
                 }
                 changes.append(change)
             case .all, .manifest, .vm, .retry: break
@@ -261,6 +264,7 @@ public final class Reconciler: @unchecked Sendable {
         if !changes.isEmpty { reader.refresh(&observed.inventory, changes: changes) }
         cache = observed
         refreshDomains(keys, observer)
+        return false
     }
 
     /// The domains the keys name, or all of them when the cache does not
