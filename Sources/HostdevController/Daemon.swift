@@ -79,7 +79,7 @@ public struct HostdevDaemon: Service {
         let monitor: UdevMonitor?
         do {
             monitor = try UdevMonitor(
-                subsystems: ["pci", "usb", "vfio"], source: UdevMonitor.Source(rawValue: configuration.udevSource) ?? .udev)
+                subsystems: Reconciler.watchedSubsystems, source: UdevMonitor.Source(rawValue: configuration.udevSource) ?? .udev)
         } catch {
             logger.error("no hotplug events: \(error); relying on libvirt events and the periodic resync")
             monitor = nil

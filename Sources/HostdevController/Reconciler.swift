@@ -234,6 +234,15 @@ public final class Reconciler: @unchecked Sendable {
             }, shouldStop: shouldStop)
     }
 
+    /// The udev subsystems the daemon listens to: PCI and USB devices (and
+    /// the VFIO group nodes) are placed in the cache one by one; a SCSI disk
+    /// arrives as several events (the device, its generic node, its block
+    /// device) and an mdev changes its parent's instances, so those make the
+    /// next pass read the whole host: a disk known without its block device
+    /// would hide the host's use of it.
+    public static let watchedSubsystems = ["pci", "usb", "vfio", "scsi", "scsi_generic", "block", "mdev"]
+    static let placedOneByOne: Set = ["pci", "usb", "vfio"]
+
     /// A full observation at start, on resync and whenever the cache is in
     /// doubt; otherwise just the devices and VMs that changed, in place.
     /// On an error the cache is dropped: the next pass observes afresh.
@@ -250,7 +259,12 @@ public final class Reconciler: @unchecked Sendable {
         let reader = InventoryReader(root: configuration.sysfsRoot)
         for key in keys {
             switch key {
-            case .device(let subsystem, let devpath): changes.append((subsystem, devpath))
+            case .device(let subsystem, let devpath):
+                guard Self.placedOneByOne.contains(subsystem) else {
+                    try observeAll(observer)
+                    return true
+                }
+                changes.append((subsystem, devpath))
             case .nodeDevice(let name):
                 guard let change = Self.change(forNodeDevice: name, in: observed.inventory, reader: reader) else {
                     // Not a device the cache can place: read the host afresh.

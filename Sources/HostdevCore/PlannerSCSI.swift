@@ -37,6 +37,13 @@ extension Planning {
                 block(key, "running \(other.name) holds \(address); a SCSI device belongs to one VM")
                 continue
             }
+            // libvirt hands QEMU the generic node; without it the VM would not start.
+            guard observed.genericNode(ofSCSI: address) != nil else {
+                frozenSources.insert(entry.source)
+                deviceConditions[key] = .pending(
+                    "\(address) has no SCSI generic node (/dev/sgN), through which QEMU opens it: modprobe sg (list sg in /etc/modules-load.d/ to load it at boot)")
+                continue
+            }
             usbEntries[vm, default: []].append(entry)
             deviceConditions[key] = .ready
         }
@@ -62,6 +69,13 @@ extension ObservedHost {
     /// The inventory's `scsi` device at `address`.
     public func scsiDevice(at address: SCSIAddress) -> HostDevice? {
         inventory.devices.first { $0.capability == .scsi && SCSIAddress($0.scsi) == address }
+    }
+
+    /// The generic node (`/dev/sg1`) of the SCSI device at `address`: none
+    /// while the `sg` module is not loaded.
+    public func genericNode(ofSCSI address: SCSIAddress) -> String? {
+        guard let device = scsiDevice(at: address) else { return nil }
+        return inventory.devices.first { $0.parent == device.name && $0.capability == .scsiGeneric }.map { $0.deviceNode ?? $0.name }
     }
 
     /// The block devices (`sdb`, without `/dev/`) of the SCSI device at `address`.

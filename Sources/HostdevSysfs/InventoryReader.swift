@@ -132,8 +132,9 @@ public struct InventoryReader: Sendable {
             case "scsi_device":
                 device = HostDevice(
                     name: DeviceNaming.libvirtName(subsystem: "scsi", sysname: record.sysname), capability: .scsi)
-                device.vendor = dir.read("vendor")
-                device.product = dir.read("model")
+                // Space-padded to 8 and 16 characters (SCSI INQUIRY fields).
+                device.vendor = dir.read("vendor")?.trimming()
+                device.product = dir.read("model")?.trimming()
                 device.scsi = SCSIInfo(
                     host: numbers[safe: 0], bus: numbers[safe: 1], target: numbers[safe: 2], lun: numbers[safe: 3],
                     type: dir.read("type").flatMap { Int($0) }.map(Self.scsiTypeName))

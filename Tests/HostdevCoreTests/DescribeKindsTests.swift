@@ -124,13 +124,13 @@ func describe(_ query: DeviceQuery, _ observed: ObservedHost, _ bindings: [Bindi
         for query in [DeviceQuery.scsiPath(link), .scsi(spareDisk)] {
             let document = describe(query, observed, [binding("win11", DeviceClaim(.scsiPath(link)))])
             let text = document.text()
-            #expect(text.hasPrefix("scsi 1:0:0:0  scsi_1_0_0_0\n  what:        (unknown), disk\n  block:       /dev/sdb (\(link))\n"), "\(text)")
+            #expect(text.hasPrefix("scsi 1:0:0:0  scsi_1_0_0_0\n  what:        (unknown), disk\n  block:       /dev/sdb (\(link)), generic /dev/sg1\n"), "\(text)")
             #expect(text.contains("  controller:  pci 0000:00:17.0 on ahci\n  IOMMU group: 4, alone\n"))
             #expect(text.contains("used by:     shut-off win11 through <disk type='block'> (\(link))"))
             #expect(text.contains("claimed by:  win11 in m (named as scsi \(link))"))
             #expect(text.contains("condition:   Pending: to be added to win11's config"))
             let json = document.json.compact()
-            #expect(json.contains(#""deviceKind":"scsi","name":"scsi_1_0_0_0","address":"1:0:0:0","vendor":null,"product":null,"type":"disk","blockDevices":["/dev/sdb"],"generic":null,"stableNames":["\#(link)"]"#), "\(json)")
+            #expect(json.contains(#""deviceKind":"scsi","name":"scsi_1_0_0_0","address":"1:0:0:0","vendor":null,"product":null,"type":"disk","blockDevices":["/dev/sdb"],"generic":"/dev/sg1","stableNames":["\#(link)"]"#), "\(json)")
         }
     }
 

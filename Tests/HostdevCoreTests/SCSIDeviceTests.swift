@@ -8,15 +8,19 @@ let tape = SCSIAddress(host: 1, bus: 0, target: 1, unit: 0)
 
 /// The workstation with a SATA controller: sda (0:0:0:0) holds a mounted
 /// filesystem, sdb (1:0:0:0) is spare, a tape (1:0:1:0) has no disk.
-func scsiHost(domains: [DomainState]? = nil, diskLinks: [String: String] = [:]) -> ObservedHost {
+func scsiHost(domains: [DomainState]? = nil, diskLinks: [String: String] = [:], sgLoaded: Bool = true) -> ObservedHost {
     var observed = workstation(domains: domains)
     var devices = observed.inventory.devices
     devices.append(pciDevice(sata, "8086", "a352", 0x010601, driver: "ahci", group: 4))
-    for (address, disk) in [(rootDisk, "sda"), (spareDisk, "sdb"), (tape, nil)] {
+    for (index, (address, disk)) in [(rootDisk, "sda"), (spareDisk, "sdb"), (tape, nil)].enumerated() {
         let name = "scsi_\(address.host)_\(address.bus)_\(address.target)_\(address.unit)"
         devices.append(HostDevice(name: name, capability: .scsi, parent: sata.nodeDeviceName,
             scsi: SCSIInfo(host: address.host, bus: address.bus, target: address.target, lun: address.unit, type: disk == nil ? "tape" : "disk")))
         if let disk { devices.append(HostDevice(name: "block_\(disk)", capability: .storage, parent: name, deviceNode: "/dev/\(disk)")) }
+        if sgLoaded {
+            let generic = "sg\(index)"
+            devices.append(HostDevice(name: "scsi_generic_\(generic)", capability: .scsiGeneric, parent: name, deviceNode: "/dev/\(generic)"))
+        }
     }
     devices.append(HostDevice(name: "block_nvme0n1", capability: .storage, parent: nvme.nodeDeviceName, deviceNode: "/dev/nvme0n1"))
     observed.inventory = Inventory(devices: devices, iommuGroups: observed.inventory.iommuGroups + [IOMMUGroup(number: 4, members: [sata])])
@@ -84,6 +88,18 @@ func scsiHost(domains: [DomainState]? = nil, diskLinks: [String: String] = [:]) 
         let result = plan([binding("win11", DeviceClaim(.scsi(spareDisk)))], scsiHost(domains: [DomainState(name: "win11", state: .shutoff), ci]))
         #expect(result.devices["scsi 1:0:0:0"] == .blocked("running ci holds 1:0:0:0; a SCSI device belongs to one VM"))
         #expect(result.steps.isEmpty)
+    }
+
+    /// Without the sg module there is no /dev/sgN for libvirt to give QEMU:
+    /// the VM would not start, so the entry is not added (nor one already
+    /// there removed) and the condition says what to load.
+    @Test func withoutAGenericNodeTheClaimWaitsForSg() {
+        let result = plan([binding("win11", DeviceClaim(.scsi(spareDisk)))], scsiHost(sgLoaded: false))
+        #expect(result.steps.isEmpty)
+        #expect(result.devices["scsi 1:0:0:0"] == .pending(
+            "1:0:0:0 has no SCSI generic node (/dev/sgN), through which QEMU opens it: modprobe sg (list sg in /etc/modules-load.d/ to load it at boot)"))
+        let domains = [DomainState(name: "win11", state: .shutoff, configHostdevs: [.ours(.scsi(spareDisk))])]
+        #expect(plan([binding("win11", DeviceClaim(.scsi(spareDisk)))], scsiHost(domains: domains, sgLoaded: false)).steps.isEmpty)
     }
 
     @Test func releasedByRemovingTheEntry() {

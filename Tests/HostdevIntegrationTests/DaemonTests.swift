@@ -162,6 +162,32 @@ struct DaemonTests {
         #expect(ledger.devices[nic]?.originalDriver == "e1000e")
     }
 
+    /// A hot-added SCSI disk arrives as scsi, scsi_generic and block uevents:
+    /// the first makes hostdevd read the host afresh (the disk with its block
+    /// device and its host uses, never the disk alone) and gives it to its VM.
+    @Test func aHotAddedSCSIDiskIsGivenToItsVM() throws {
+        let libvirtd = try LibvirtDaemon()
+        defer { libvirtd.stop() }
+        let rig = try DaemonRig(libvirtd: libvirtd, manifest: """
+            version: 1
+            bindings:
+              - vm: win11
+                devices:
+                  - scsi: {host: 5, bus: 0, target: 0, unit: 0}
+
+            """)
+        _ = try #require(rig.notify.next())
+        #expect((rig.status()["devices"] as? [String: [String: String]])?["scsi 5:0:0:0"]?["reason"] == "no SCSI device 5:0:0:0 on this host")
+
+        let disk = rig.tree.addSCSIDisk(
+            under: rig.tree.pciPath(PCIAddress("0000:00:17.0")!), host: 5, disk: "sdc", generic: "sg5", vendor: "ATA", model: "ST4000VN008")
+        let device = String(disk.dropLast("/block/sdc".count).dropFirst(4))
+        let socket = try #require(UeventSender.sockets(in: rig.tree.root).first, "hostdevd opened no monitor")
+        try UeventSender.send(to: socket, action: "add", devpath: device, subsystem: "scsi", seqnum: 300, properties: [("DEVTYPE", "scsi_device")])
+        let disk5 = SCSIAddress(host: 5, bus: 0, target: 0, unit: 0)
+        #expect(eventually { rig.ours("win11").map(\.source).contains(.scsi(disk5)) })
+    }
+
     /// libvirt's node-device events are a hotplug source of their own: a
     /// device whose uevent never came is found when libvirt reports one.
     @Test func libvirtNodeDeviceEventsRereadTheHost() throws {

@@ -435,11 +435,67 @@ bindings: []
   exit $ok'
 }
 
+c_scsi_into_l2() {
+  # The profile's SCSI disk (serial hdscsi0), named by its /dev/disk/by-id link:
+  # not added to l2 while it has no generic node (sg not loaded); added then;
+  # l2's start refused by the hook while the host swaps on it; with the swap
+  # gone, QEMU holds its /dev/sgN as a scsi-generic device; out of the config
+  # when the claim goes.
+  gx -t 400 "$L2LIB"'
+  ok=0
+  id=$(ls /dev/disk/by-id/ | grep -m1 "hdscsi0\$") || { say "no /dev/disk/by-id link for the disk with serial hdscsi0"; ls -l /dev/disk/by-id/; exit 1; }
+  disk=$(readlink -f /dev/disk/by-id/$id); hbtl=$(basename "$(readlink -f /sys/block/${disk##*/}/device)")
+  say "/dev/disk/by-id/$id -> $disk, SCSI $hbtl"
+  put /etc/hostdevd/bindings.yaml "version: 1
+bindings:
+  - vm: l2
+    devices:
+      - scsi: /dev/disk/by-id/$id
+"
+  A="--connect qemu:///system"
+  has_scsi() { $V dumpxml --inactive l2 | grep -q "<hostdev mode=.subsystem. type=.scsi."; }
+  start_l2() { timeout 150 $V start --paused l2 > /run/hd-start.txt 2>&1; rc=$?; sed "s/^/  /" /run/hd-start.txt; say "virsh start: exit $rc"; return $rc; }
+  modprobe -r sg 2>/dev/null; udevadm settle
+  if [ -e /sys/bus/scsi/devices/$hbtl/scsi_generic ]; then say "sg is built in: the generic node cannot be taken away"
+  else
+    timeout 60 $H apply $A > $E/apply-scsi-no-sg.txt 2>&1; say "without sg: apply exit $?"; sed "s/^/  /" $E/apply-scsi-no-sg.txt
+    grep -q "modprobe sg" $E/apply-scsi-no-sg.txt || { say "apply does not say the sg module is missing"; ok=1; }
+    has_scsi && { say "the <hostdev> was added although QEMU could not open the device (no /dev/sg node)"; ok=1; }
+  fi
+  modprobe sg && udevadm settle; sg=$(ls /sys/bus/scsi/devices/$hbtl/scsi_generic/ 2>/dev/null)
+  say "after modprobe sg: /dev/$sg"; [ -n "$sg" ] || exit 1
+  timeout 60 $H apply $A > $E/apply-scsi.txt 2>&1; say "apply exit $?"; sed "s/^/  /" $E/apply-scsi.txt
+  $V dumpxml --inactive l2 | grep -A4 "<hostdev mode=.subsystem. type=.scsi." | sed "s/^/  l2: /"
+  has_scsi || { say "no <hostdev type=scsi> in l2 config"; exit 1; }
+  timeout 60 $H describe $hbtl $A > $E/describe-scsi.txt 2>&1; sed "s/^/  /" $E/describe-scsi.txt | head -12
+  mkswap $disk > /dev/null && swapon $disk || { say "swapon $disk failed"; exit 1; }
+  timeout 60 $H plan $A > $E/plan-scsi-swap.txt 2>&1; say "the host swaps on $disk: plan exit $?"; grep -i swap $E/plan-scsi-swap.txt | head -2 | sed "s/^/  /"
+  grep -qi "active swap" $E/plan-scsi-swap.txt || { say "the plan does not name the swap use"; ok=1; }
+  if start_l2; then say "l2 started with the disk the host swaps on"; timeout 60 $V destroy l2 > /dev/null; ok=1
+  else grep -qi "swap" /run/hd-start.txt && say "refused by the hook, naming the swap" || { say "refused, but not for the swap"; ok=1; }; fi
+  swapoff $disk; wipefs -a -q $disk
+  if start_l2; then
+    p=$(pgrep -f "guest=l2")
+    ls -l /proc/$p/fd | grep -q "/dev/$sg\$" && say "QEMU holds /dev/$sg" || { say "QEMU does not hold /dev/$sg"; ok=1; }
+    $V qemu-monitor-command l2 --hmp "info qtree" | grep -B2 -A12 "dev: scsi-generic" > $E/l2-qtree-scsi.txt
+    grep -E "dev: scsi-generic|drive =" $E/l2-qtree-scsi.txt | sed "s/^ */  qemu: /"
+    grep -q "dev: scsi-generic" $E/l2-qtree-scsi.txt || { say "no scsi-generic device in QEMU"; ok=1; }
+    timeout 60 $V destroy l2 > /dev/null
+  else ok=1; fi
+  put /etc/hostdevd/bindings.yaml "version: 1
+bindings: []
+"
+  timeout 60 $H apply $A > $E/apply-scsi-removed.txt 2>&1; say "claim removed: apply exit $?"; sed "s/^/  /" $E/apply-scsi-removed.txt
+  has_scsi && { say "our <hostdev type=scsi> is still in l2 config"; ok=1; }
+  exit $ok'
+}
+
 libvirt_down() { echo "libvirtd or the L2 domain did not come up (see libvirtd-qemu-driver-and-l2-start)"; return 1; }
 run_libvirt_checks() {
   if ! check libvirtd-qemu-driver-and-l2-start c_libvirt_up; then
     # counted, not skipped: each of them needs libvirtd
-    local n; for n in hook-release-onstop-no-deadlock released-vm-still-starts live-attach-into-running-l2 live-unplug-on-manifest-edit; do
+    local n; for n in hook-release-onstop-no-deadlock released-vm-still-starts live-attach-into-running-l2 live-unplug-on-manifest-edit \
+        scsi-disk-into-l2; do
       check "$n" libvirt_down; done
     return 0
   fi
@@ -447,6 +503,7 @@ run_libvirt_checks() {
   check released-vm-still-starts c_released_vm_starts
   check live-attach-into-running-l2 c_live_attach
   check live-unplug-on-manifest-edit c_live_unplug_on_edit
+  check scsi-disk-into-l2 c_scsi_into_l2
 }
 
 # ------------------------------------------------------- misconfigurations ---
