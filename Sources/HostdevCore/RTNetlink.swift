@@ -110,15 +110,18 @@ public enum RTNetlink {
                 var number: Int?
                 var settings = VFSettings()
                 for (kind, value) in try attributes(info) where value.count >= 8 {
-                    number = Int(readU32(value, 0))
                     let setting = readU32(value, 4)
                     switch kind {
                     case vfMAC: settings.mac = value.count >= 10 ? MACAddress(octets: Array(value[4..<10])) : nil
                     case vfVLAN: settings.vlan = Int(setting)
                     case vfTrust: settings.trust = setting == UInt32.max ? nil : setting != 0
                     case vfSpoofchk: settings.spoofchk = setting == UInt32.max ? nil : setting != 0
-                    default: break
+                    // Not every attribute starts with the VF's number: the
+                    // kernel also sends IFLA_VF_BROADCAST (an address) and the
+                    // nested IFLA_VF_VLAN_LIST and IFLA_VF_STATS.
+                    default: continue
                     }
+                    number = Int(readU32(value, 0))
                 }
                 if let number { result[number] = settings }
             }

@@ -174,15 +174,20 @@ public struct InventoryReader: Sendable {
     }
 
     /// PCI identity from the first 64 bytes of `config` (one read instead of
-    /// five attribute files, as lspci does), falling back to the attribute
-    /// files where `config` is missing or short — and for a runtime-suspended
+    /// five attribute files), falling back to the attribute files where
+    /// `config` is missing, short or says FFFFh (a VF) — and for a runtime-suspended
     /// function, whose config space the kernel would wake (from D3cold, too)
     /// to read: the attribute files are cached and leave it asleep.
     func pciFunction(_ address: PCIAddress, _ dir: borrowing SysfsRoot.Directory, into device: inout HostDevice)
         -> PCIFunction
     {
         var function = PCIFunction(address: address)
-        if dir.read("power/runtime_status") != "suspended", let config = dir.readBytes("config", count: 64), config.count >= 64 {
+        // An SR-IOV VF's config space reads Vendor and Device ID FFFFh (the
+        // spec says so); the kernel's attribute files have the IDs from the
+        // PF's SR-IOV capability, which is what lspci shows too.
+        if dir.read("power/runtime_status") != "suspended", let config = dir.readBytes("config", count: 64), config.count >= 64,
+            config[0] & config[1] != 0xff
+        {
             let word = { (offset: Int) in UInt16(config[offset]) | UInt16(config[offset + 1]) << 8 }
             device.vendorID = "0x" + hex(word(0), 4)
             device.productID = "0x" + hex(word(2), 4)

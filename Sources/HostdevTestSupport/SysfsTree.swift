@@ -231,6 +231,11 @@ public final class SysfsTree: @unchecked Sendable {
                 PCISpec(
                     vf.description, vendor: vendor, device: vfDevice, classCode: 0x020000, driver: vfDriver,
                     iommuGroup: firstGroup + index))
+            // A VF's config space reads Vendor and Device ID FFFFh; the
+            // attribute files have the IDs (as the real kernel does).
+            var config = Self.configSpace(PCISpec(vf.description, vendor: vendor, device: vfDevice, classCode: 0x020000))
+            config.replaceSubrange(0..<4, with: [0xff, 0xff, 0xff, 0xff])
+            FileTree.write(host(vfPath + "/config"), bytes: config)
             FileTree.link(host(pfPath + "/virtfn\(index)"), to: FileTree.relative(from: pfPath, to: vfPath))
             FileTree.link(host(vfPath + "/physfn"), to: FileTree.relative(from: vfPath, to: pfPath))
         }

@@ -307,6 +307,35 @@ let vf1Interface = HostdevEntry.oursInterface(vf1, .init(mac: guestMAC, vlan: 10
         // No VFINFO list: no VFs.
         #expect(try RTNetlink.parseReply(Self.reply(type: 16, sequence: 9, body: [UInt8](repeating: 0, count: 16)), sequence: 9) == .link(vfs: [:]))
     }
+
+    /// What Linux 6.1's rtnl_fill_vfinfo writes for each VF, in its order:
+    /// besides the settings, IFLA_VF_BROADCAST (an address, no VF number),
+    /// IFLA_VF_RATE, IFLA_VF_LINK_STATE, IFLA_VF_RSS_QUERY_EN and the nested
+    /// IFLA_VF_VLAN_LIST. Reading the VF number from every attribute keyed
+    /// the settings by the last one's first bytes: found on igb under QEMU.
+    @Test func theKernelsWholeVFInfo() throws {
+        func vfInfo(_ vf: UInt32, mac: [UInt8], vlan: UInt32) -> [UInt8] {
+            let number = RTNetlink.u32(vf)
+            var attributes = RTNetlink.attribute(1, number + mac + [UInt8](repeating: 0, count: 26))
+            attributes += RTNetlink.attribute(13, [UInt8](repeating: 0xff, count: 32))  // IFLA_VF_BROADCAST
+            attributes += RTNetlink.attribute(2, number + RTNetlink.u32(vlan) + RTNetlink.u32(0))
+            attributes += RTNetlink.attribute(6, number + RTNetlink.u32(0) + RTNetlink.u32(0))  // IFLA_VF_RATE
+            attributes += RTNetlink.attribute(3, number + RTNetlink.u32(0))  // IFLA_VF_TX_RATE
+            attributes += RTNetlink.attribute(4, number + RTNetlink.u32(1))
+            attributes += RTNetlink.attribute(5, number + RTNetlink.u32(0))  // IFLA_VF_LINK_STATE
+            attributes += RTNetlink.attribute(7, number + RTNetlink.u32(0))  // IFLA_VF_RSS_QUERY_EN
+            attributes += RTNetlink.attribute(9, number + RTNetlink.u32(0))
+            // IFLA_VF_VLAN_LIST { IFLA_VF_VLAN_INFO { vf, vlan, qos, proto } }
+            attributes += RTNetlink.attribute(12, RTNetlink.attribute(1, number + RTNetlink.u32(vlan) + RTNetlink.u32(0) + [0x81, 0x00, 0, 0]))
+            return RTNetlink.attribute(1, attributes)
+        }
+        let list = RTNetlink.attribute(22, vfInfo(0, mac: [0, 0, 0, 0, 0, 0], vlan: 0) + vfInfo(1, mac: [0x52, 0x54, 0, 0x12, 0x34, 0x56], vlan: 100))
+        let body = [UInt8](repeating: 0, count: 16) + RTNetlink.attribute(3, Array("enp1s0\0".utf8)) + list
+        #expect(try RTNetlink.parseReply(Self.reply(type: 16, sequence: 9, body: body), sequence: 9) == .link(vfs: [
+            0: VFSettings(mac: .zero, vlan: 0, trust: false, spoofchk: true),
+            1: VFSettings(mac: guestMAC, vlan: 100, trust: false, spoofchk: true),
+        ]))
+    }
 }
 
 @Suite struct VFInventoryReportTests {

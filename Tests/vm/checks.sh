@@ -535,3 +535,71 @@ run_misconfig_checks() {
   if [ $r2 = 0 ]; then check check-no-interrupt-remapping c_check_no_intremap; else check check-no-interrupt-remapping boot_failed; fi
   vm_stop noiommu; vm_stop nointremap
 }
+
+# ------------------------------------------------------------------ SR-IOV ---
+c_vf_settings_igb() {
+  # An igb PF (QEMU from backports) with 2 VFs: a vf: claim binds VF 1 to
+  # vfio-pci and sets its MAC, VLAN, trust and spoofchk on the PF through
+  # rtnetlink, as the real igb driver reports them (ip link); the PF keeps its
+  # driver; removing the claim gives the VF back to igbvf with the settings
+  # it had.
+  gx -v sriov -t 300 '
+  ok=0; PF=0000:01:00.0
+  modprobe vfio-pci || exit 1
+  wait_for 20 is_drv $PF igb || { say "$PF not on igb: $(drv $PF)"; exit 1; }
+  pfdev=$(ls /sys/bus/pci/devices/$PF/net/); ip link set "$pfdev" up
+  say "PF $PF ($pfdev): $(drv $PF), group $(grp $PF), sriov_totalvfs $(cat /sys/bus/pci/devices/$PF/sriov_totalvfs)"
+  echo 2 > /sys/bus/pci/devices/$PF/sriov_numvfs || { say "writing sriov_numvfs failed"; exit 1; }
+  udevadm settle
+  VF=$(basename "$(readlink -f /sys/bus/pci/devices/$PF/virtfn1)")
+  wait_for 20 is_drv $VF igbvf
+  say "VF 1 $VF: $(drv $VF), group $(grp $VF); VF 0 $(basename "$(readlink -f /sys/bus/pci/devices/$PF/virtfn0)")"
+  ls /sys/kernel/iommu_groups/$(grp $VF)/devices | sed "s/^/  group $(grp $VF): /"
+  vf1() { ip link show "$pfdev" | grep "vf 1 "; }
+  before=$(vf1); say "before: $before"
+  M=/run/hd/vf.yaml; A="--manifest $M --state-dir /run/hd/vf --connect test:///default"
+  put $M "version: 1
+bindings:
+  - vm: test
+    devices:
+      - vf: {pf: \"$PF\", index: 1, mac: \"52:54:00:12:34:56\", vlan: 100, trust: false, spoofchk: true}
+"
+  $H apply $A > $E/apply-vf.txt 2>&1; say "apply exit $?"; sed "s/^/  /" $E/apply-vf.txt
+  udevadm settle
+  state $PF $VF
+  is_drv $VF vfio-pci || { say "VF 1 is not on vfio-pci"; ok=1; }
+  is_drv $PF igb || { say "the PF left igb"; ok=1; }
+  after=$(vf1); say "after apply: $after"
+  for want in "52:54:00:12:34:56" "vlan 100" "spoof checking on" "trust off"; do
+    grep -q "$want" <<< "$after" || { say "ip link does not show \"$want\" for VF 1"; ok=1; }
+  done
+  $H devices --connect test:///default > $E/devices-vf.txt 2>&1
+  grep -E "$PF|$VF" $E/devices-vf.txt | sed "s/^/  /"
+  grep "$VF" $E/devices-vf.txt | grep -q "vf_mac=52:54:00:12:34:56" || { say "devices does not show the VF MAC"; ok=1; }
+  put $M "version: 1
+bindings: []
+"
+  $H apply $A > $E/apply-vf-removed.txt 2>&1; say "claim removed: apply exit $?"; sed "s/^/  /" $E/apply-vf-removed.txt
+  udevadm settle; wait_for 20 is_drv $VF igbvf || { say "VF 1 not back on igbvf"; ok=1; }
+  state $VF
+  restored=$(vf1); say "after release: $restored"
+  [ "$restored" = "$before" ] || { say "VF 1 settings not restored (before: $before)"; ok=1; }
+  exit $ok'
+}
+
+sriov_down() { echo "the SR-IOV VM did not boot (see the rig error above)"; return 1; }
+run_sriov_checks() {
+  local saved=("${VM_QEMU[@]}")
+  VM_QEMU=(env QEMU_MODULE_DIR="$WORK/qemu-bpo/usr/lib/x86_64-linux-gnu/qemu" "$QEMU_BPO"
+    -L "$WORK/qemu-bpo/usr/share/qemu" -L /usr/share/seabios -L /usr/share/qemu -audio none)
+  if (vm_boot sriov udev on PROFILE_SRIOV); then
+    QEMU_PIDS+=("$(cat "$WORK/vms/sriov/qemu.pid" 2>/dev/null)")
+    check vf-settings-on-igb c_vf_settings_igb
+  else
+    QEMU_PIDS+=("$(cat "$WORK/vms/sriov/qemu.pid" 2>/dev/null)")
+    check vf-settings-on-igb sriov_down
+  fi
+  VM_QEMU=("${saved[@]}")
+  gx -v sriov 'dmesg > $E/dmesg-sriov.txt; true' > /dev/null
+  vm_stop sriov
+}
