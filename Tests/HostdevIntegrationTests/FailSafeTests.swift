@@ -133,7 +133,7 @@ final class HookRig {
         let rig = HookRig()
         FileTree.write(rig.manifest, HookRig.claims)
         var ledger = Ledger()
-        ledger.released = [gpu0: Manifest.fingerprint(of: HookRig.claims)]
+        ledger.released = [.pci(gpu0): Manifest.fingerprint(of: HookRig.claims)]
         try LedgerStore(directory: rig.state).save(ledger)
         let xml = domainXML("win11", extra: DomainXML.element(.ours(.pci(gpu0))))
         let result = try rig.hook("win11", "prepare", stdin: xml)
