@@ -141,6 +141,23 @@ final class HookRig {
         #expect(result.stderr.contains("win11's <hostdev> written by hostdevd for 0000:01:00.0 needs it on vfio-pci, but it is on nouveau"), "\(result.stderr)")
         #expect(result.stderr.contains("released by hand"))
     }
+
+    /// A mediated device released (and removed) while libvirt was away
+    /// leaves hostdevd's `<hostdev>` in the XML: prepare says so.
+    @Test func prepareRefusesAnMdevHostdevWhoseDeviceIsGone() throws {
+        let rig = HookRig()
+        FileTree.write(rig.manifest, HookRig.claims)
+        let uuid = "4b20d080-1b54-4048-85b3-a6a62d165c01"
+        var ledger = Ledger()
+        ledger.released = [.mdev(uuid): Manifest.fingerprint(of: HookRig.claims)]
+        try LedgerStore(directory: rig.state).save(ledger)
+        let xml = domainXML("win11", extra: DomainXML.element(.ours(.mdev(uuid))))
+        let result = try rig.hook("win11", "prepare", stdin: xml)
+        #expect(result.status == 1)
+        #expect(result.stderr.contains(
+            "win11's <hostdev> written by hostdevd for mdev \(uuid) needs that mediated device, but it does not exist (Pending: released by hand (hostdevctl release): not on the host"),
+            "\(result.stderr)")
+    }
 }
 
 /// `hostdevctl release` acts only on devices on vfio-pci (or in the
