@@ -62,6 +62,13 @@ public enum ReleaseByHand {
         }
     }
 
+    /// The device's condition in `plan`: under its identifier, or under the
+    /// name a binding claims it by (`scsi /dev/disk/by-id/…`).
+    public static func condition(of source: HostdevEntry.Source, in plan: Plan) -> Condition? {
+        plan.devices[DeviceIdentifier.source(source)]
+            ?? plan.sourceClaimants[source]?.lazy.compactMap { plan.devices[$0.selector] }.first
+    }
+
     static func pciRefusal(_ address: PCIAddress, observed: ObservedHost, ledger: Ledger, force: Bool) -> String? {
         guard let device = observed.inventory.device(at: address) else { return "no such PCI device on this host" }
         guard device.driver == Planner.vfioDriver || ledger.devices[address] != nil else {

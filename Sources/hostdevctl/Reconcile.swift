@@ -334,7 +334,7 @@ struct Release: ParsableCommand {
             failed = !result.refused.isEmpty || result.outcomes.contains(where: \.isFailure)
             for source in result.released {
                 let id = DeviceIdentifier.source(source)
-                let condition = result.plan.devices[id]
+                let condition = ReleaseByHand.condition(of: source, in: result.plan)
                 if let condition, condition.isBlocked {
                     printError("error: not releasing \(id): \(condition)")
                     failed = true

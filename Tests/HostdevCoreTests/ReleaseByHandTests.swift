@@ -202,6 +202,20 @@ import Testing
             == .pending("released by hand (hostdevctl release): out of the VM; left on 0000:00:02.0, as \(why); created and given back after the next manifest edit"))
     }
 
+    /// A SCSI device claimed by its stable name: its condition is under that name.
+    @Test func theConditionOfADeviceClaimedByName() {
+        let name = "/dev/disk/by-id/wwn-0x5000c500a1b2c3d4"
+        let observed = scsiHost(
+            domains: [DomainState(name: "win11", state: .shutoff, configHostdevs: [.ours(.scsi(spareDisk))])], diskLinks: [name: "sdb"])
+        let result = Planner.plan(
+            manifest: Manifest(bindings: [binding("win11", DeviceClaim(.scsiPath(name)))], fingerprint: "f1"), observed: observed,
+            ledger: Ledger(released: [.scsi(spareDisk): "f1"]))
+        #expect(summaries(result) == ["remove <hostdev> scsi 1:0:0:0 from win11's config"])
+        #expect(ReleaseByHand.condition(of: .scsi(spareDisk), in: result)
+            == .pending("released by hand (hostdevctl release): out of win11; given back after the next manifest edit"))
+        #expect(ReleaseByHand.condition(of: .scsi(tape), in: result) == nil)
+    }
+
     /// A SCSI device claimed by its stable name is released by that name.
     @Test func aStableNameResolvesToTheSCSIAddress() {
         let observed = scsiHost(diskLinks: ["/dev/disk/by-id/wwn-0x5000c500a1b2c3d4": "sdb"])
