@@ -19,6 +19,8 @@ public func fuzzValues(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     if let query = DeviceQuery.parse(text) {
         // Every form but a /dev path prints as the identifier output uses, which parses back to the same device.
         if case .scsiPath = query {} else { precondition(DeviceQuery.parse(query.description) == query, "\(query) does not round-trip") }
+        // The ledger's `released` keys: a device's identifier reads back as the same device.
+        if let source = query.source { precondition(DeviceQuery.parse(DeviceIdentifier.source(source))?.source == source, "\(source) does not round-trip as a ledger key") }
     }
     return 0
 }

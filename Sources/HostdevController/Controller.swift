@@ -35,7 +35,7 @@ public struct Controller {
         /// domain edit (libvirt forbids calls back into it from a hook).
         case hook(vm: String)
         /// `release`: the steps about these devices only.
-        case devices(Set<PCIAddress>)
+        case devices(Set<HostdevEntry.Source>)
     }
 
     /// The steps of `plan` that `scope` allows, in the plan's order.
@@ -55,8 +55,8 @@ public struct Controller {
                 default: return false
                 }
             }
-        case .devices(let addresses):
-            let keys = Set(addresses.map { "pci \($0)" })
+        case .devices(let sources):
+            let keys = Set(sources.map(DeviceIdentifier.source))
             scoped.steps = plan.steps.filter { keys.contains($0.action.deviceKey) }
         }
         return scoped
@@ -123,67 +123,47 @@ public struct Controller {
     }
 }
 
-/// Why `hostdevctl release` will not release a device.
-public struct ReleaseRefusal: Error, Sendable, CustomStringConvertible {
-    public var address: PCIAddress
-    public var reason: String
-    public var description: String { "\(address): \(reason)" }
-}
-
 extension Controller {
-    /// `hostdevctl release`: checks each device (returns why one may not
-    /// be released), marks the others released under the manifest
+    /// `hostdevctl release`: resolves each device (a PCI function, a
+    /// mediated or a SCSI device), checks it (returns why one may not be
+    /// released), marks the others released under the manifest
     /// `fingerprint`, and acts on their steps only. `force` releases a
     /// device a running VM holds (unplugging it) and goes ahead when libvirt
     /// cannot be asked; it never releases a device the host uses for
-    /// storage or networking.
+    /// storage or networking, nor touches a hand-written `<hostdev>`.
     public func release(
-        _ addresses: [PCIAddress], manifest: Manifest, force: Bool, connection: LibvirtConnection?,
+        _ queries: [DeviceQuery], manifest: Manifest, force: Bool, connection: LibvirtConnection?,
         afterStep: @escaping (Int, Step, StepOutcome) -> Void = { _, _, _ in }
-    ) throws -> (refused: [ReleaseRefusal], steps: [Step], outcomes: [StepOutcome], plan: Plan) {
+    ) throws -> (refused: [ReleaseRefusal], released: [HostdevEntry.Source], steps: [Step], outcomes: [StepOutcome], plan: Plan) {
         var observed = try observe(connection: connection)
         if case .unreachable = observed.coverage, force {
             // --force: the operator vouches that no VM uses these devices.
             observed.coverage = .all
             observed.domains = []
         }
-        let ledger = try store.load()
+        // Who claims each device, from the plan as it stands before the release.
+        let (before, ledger) = try plan(manifest: manifest, observed: observed)
         var refused: [ReleaseRefusal] = []
-        var accepted = Set<PCIAddress>()
-        for address in addresses {
-            if let reason = Self.refusal(address, observed: observed, ledger: ledger, force: force) {
-                refused.append(ReleaseRefusal(address: address, reason: reason))
-            } else {
-                accepted.insert(address)
+        var accepted: [HostdevEntry.Source] = []
+        for query in queries {
+            switch ReleaseByHand.resolve(query, observed: observed) {
+            case .failure(let refusal): refused.append(refusal)
+            case .success(let source):
+                if let reason = ReleaseByHand.refusal(source, observed: observed, ledger: ledger, claims: before.sourceClaimants, force: force) {
+                    refused.append(ReleaseRefusal(device: DeviceIdentifier.source(source), reason: reason))
+                } else if !accepted.contains(source) {
+                    accepted.append(source)
+                }
             }
         }
-        guard !accepted.isEmpty else { return (refused, [], [], Plan()) }
+        guard !accepted.isEmpty else { return (refused, [], [], [], Plan()) }
         try store.withLock(timeout: lockTimeout) {
             var ledger = try store.load()
-            for address in accepted { ledger.released[address] = manifest.fingerprint }
+            for source in accepted { ledger.released[source] = manifest.fingerprint }
             try store.save(ledger)
         }
         let (plan, marked) = try self.plan(manifest: manifest, observed: observed)
-        let (steps, outcomes) = try act(plan, ledger: marked, scope: .devices(accepted), domains: connection, afterStep: afterStep)
-        return (refused, steps, outcomes, plan)
-    }
-
-    /// Why `address` may not be released now, or nil.
-    static func refusal(_ address: PCIAddress, observed: ObservedHost, ledger: Ledger, force: Bool) -> String? {
-        guard let device = observed.inventory.device(at: address) else { return "no such PCI device on this host" }
-        guard device.driver == Planner.vfioDriver || ledger.devices[address] != nil else {
-            return "it is on \(device.driver ?? "no driver"), not on vfio-pci, and hostdevd did not bind it: nothing to release"
-        }
-        let uses = observed.hostUses.filter { $0.address == address }
-        if !uses.isEmpty {
-            return "the host uses it (\(uses.map(\.reason).joined(separator: "; "))); it is never moved, not even with --force"
-        }
-        if case .unreachable(let why) = observed.coverage {
-            return "libvirt unreachable (\(why)): cannot tell whether a running VM uses it; start libvirtd, or --force if you know none does"
-        }
-        if !force, let user = observed.domains.first(where: { $0.isActive && $0.liveHostdevs.contains { $0.source == .pci(address) } }) {
-            return "running \(user.name) uses it; shut \(user.name) down first, or --force to unplug it from the running VM"
-        }
-        return nil
+        let (steps, outcomes) = try act(plan, ledger: marked, scope: .devices(Set(accepted)), domains: connection, afterStep: afterStep)
+        return (refused, accepted, steps, outcomes, plan)
     }
 }

@@ -13,7 +13,7 @@
 /// The kind comes first because the bare forms collide (`10de:1b80` is a
 /// USB ID, `01:00.0` a short PCI address). Input is forgiving: `describe`
 /// and `release` also take `0000:0c:00.0`, `0c:00.0` and libvirt's node
-/// device name `pci_0000_0c_00_0`.
+/// device name `pci_0000_0c_00_0` (`mdev_…` and `scsi_1_0_0_0` likewise).
 public enum DeviceIdentifier {
     public static func pci(_ address: PCIAddress) -> String { "pci \(address)" }
 
@@ -80,7 +80,9 @@ public enum DeviceQuery: Sendable, Equatable, CustomStringConvertible {
         if text.hasPrefix("usb_"), text.dropFirst(4).first?.isNumber == true, text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) {
             return .usbNodeDevice(text)
         }
-        let uuid = text.hasPrefix("mdev ") ? String(text.dropFirst(5)) : text
+        // libvirt's node-device name of a mediated device: `mdev_` and the UUID with `_` for `-`.
+        let uuid = text.hasPrefix("mdev ") ? String(text.dropFirst(5))
+            : text.hasPrefix("mdev_") ? String(text.dropFirst(5).map { $0 == "_" ? "-" : $0 }) : text
         if let normalized = MdevSpec.normalizedUUID(uuid) { return .mdev(normalized) }
         if text.hasPrefix("/dev/"), text.count > 5 { return .scsiPath(text) }
         let scsi = text.hasPrefix("scsi ") ? String(text.dropFirst(5)) : text.hasPrefix("scsi_") ? String(text.dropFirst(5)) : text
@@ -89,6 +91,20 @@ public enum DeviceQuery: Sendable, Equatable, CustomStringConvertible {
             return .scsi(SCSIAddress(host: numbers[0]!, bus: numbers[1]!, target: numbers[2]!, unit: numbers[3]!))
         }
         return nil
+    }
+
+    /// The `<hostdev>` source the query names when the text alone tells
+    /// (nil for libvirt's USB node-device names and `/dev` paths, which
+    /// only the host can resolve).
+    public var source: HostdevEntry.Source? {
+        switch self {
+        case .pci(let address): return .pci(address)
+        case .usbID(let vendor, let product): return .usbID(vendor: vendor, product: product)
+        case .usbAddress(let bus, let device): return .usbAddress(bus: bus, device: device)
+        case .mdev(let uuid): return .mdev(uuid)
+        case .scsi(let address): return .scsi(address)
+        case .usbNodeDevice, .scsiPath: return nil
+        }
     }
 
     /// The identifier hostdevd's output uses for it (`scsi /dev/sdb` for a path, as a manifest claim is named).
@@ -105,5 +121,5 @@ public enum DeviceQuery: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// What `describe` says when the text is no device form at all.
-    public static let forms = "a PCI address (0000:0c:00.0, 0c:00.0, pci_0000_0c_00_0), a USB device (usb 046d:c52b, usb 1:4, usb_1_4), a mediated device (its UUID, or mdev UUID) or a SCSI device (scsi 1:0:0:0, scsi_1_0_0_0, /dev/disk/by-id/…)"
+    public static let forms = "a PCI address (0000:0c:00.0, 0c:00.0, pci_0000_0c_00_0), a USB device (usb 046d:c52b, usb 1:4, usb_1_4), a mediated device (its UUID, mdev UUID or mdev_UUID with _ for -) or a SCSI device (scsi 1:0:0:0, scsi_1_0_0_0, /dev/disk/by-id/…)"
 }

@@ -18,9 +18,13 @@ public struct Ledger: Sendable, Equatable, Codable {
     public var devices: [PCIAddress: Entry]
     /// The step that was about to run; set before it, cleared after it.
     public var intent: Action?
-    /// Devices given back by `hostdevctl release`, with the fingerprint of the
-    /// manifest they were released under: not bound again until it changes.
-    public var released: [PCIAddress: String]
+    /// Devices given back by `hostdevctl release` (a PCI function, a
+    /// mediated or a SCSI device), with the fingerprint of the manifest they
+    /// were released under: not bound, created or given to a VM again until
+    /// it changes. On disk keyed by the device's identifier (`pci
+    /// 0000:01:00.0`, `mdev UUID`, `scsi 1:0:0:0`); a ledger from before
+    /// mediated and SCSI devices could be released has bare PCI addresses.
+    public var released: [HostdevEntry.Source: String]
     /// VMs whose binding said `live: true` while they held devices: when
     /// such a binding disappears from the manifest, its devices are
     /// unplugged from the running VM; any other binding's stay until the
@@ -68,7 +72,7 @@ public struct Ledger: Sendable, Equatable, Codable {
     }
 
     public init(
-        devices: [PCIAddress: Entry] = [:], intent: Action? = nil, released: [PCIAddress: String] = [:], liveVMs: Set<String> = [],
+        devices: [PCIAddress: Entry] = [:], intent: Action? = nil, released: [HostdevEntry.Source: String] = [:], liveVMs: Set<String> = [],
         consoles: [PCIAddress: ConsoleHandover] = [:], mdevs: [String: MdevEntry] = [:], vfs: [PCIAddress: VFEntry] = [:]
     ) {
         self.devices = devices
@@ -86,10 +90,37 @@ public struct Ledger: Sendable, Equatable, Codable {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         devices = try container.decodeIfPresent([PCIAddress: Entry].self, forKey: .devices) ?? [:]
         intent = try container.decodeIfPresent(Action.self, forKey: .intent)
-        released = try container.decodeIfPresent([PCIAddress: String].self, forKey: .released) ?? [:]
+        released = try Self.decodeReleased(try container.decodeIfPresent([String: String].self, forKey: .released) ?? [:], in: container)
         liveVMs = try container.decodeIfPresent(Set<String>.self, forKey: .liveVMs) ?? []
         consoles = try container.decodeIfPresent([PCIAddress: ConsoleHandover].self, forKey: .consoles) ?? [:]
         mdevs = try container.decodeIfPresent([String: MdevEntry].self, forKey: .mdevs) ?? [:]
         vfs = try container.decodeIfPresent([PCIAddress: VFEntry].self, forKey: .vfs) ?? [:]
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(devices, forKey: .devices)
+        try container.encodeIfPresent(intent, forKey: .intent)
+        try container.encode(Dictionary(uniqueKeysWithValues: released.map { (DeviceIdentifier.source($0.key), $0.value) }), forKey: .released)
+        try container.encode(liveVMs, forKey: .liveVMs)
+        try container.encode(consoles, forKey: .consoles)
+        try container.encode(mdevs, forKey: .mdevs)
+        try container.encode(vfs, forKey: .vfs)
+    }
+
+    /// `released` as written: each key a device identifier, or a bare PCI
+    /// address (a ledger written before other kinds could be released).
+    static func decodeReleased(
+        _ written: [String: String], in container: KeyedDecodingContainer<CodingKeys>
+    ) throws -> [HostdevEntry.Source: String] {
+        var released: [HostdevEntry.Source: String] = [:]
+        for (key, fingerprint) in written {
+            guard let source = DeviceQuery.parse(key)?.source else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .released, in: container, debugDescription: "'\(key)' names no device (write pci ADDRESS, mdev UUID or scsi H:B:T:L)")
+            }
+            released[source] = fingerprint
+        }
+        return released
     }
 }

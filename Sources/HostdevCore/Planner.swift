@@ -66,7 +66,9 @@ struct Planning {
     var frozen = Set<PCIAddress>()
     /// Every device condition key that concerns a VM's binding.
     var keysOfVM: [String: Set<String>] = [:]
-    /// Devices `hostdevctl release` gave back under this manifest.
+    /// Devices `hostdevctl release` gave back under this manifest, of every kind.
+    var releasedSources = Set<HostdevEntry.Source>()
+    /// The PCI functions among them.
     var releasedByHand = Set<PCIAddress>()
     /// Host-use kinds the manifest hands over, by claimed device (`force:`).
     var forced: [PCIAddress: Set<HandOver>] = [:]
@@ -108,7 +110,8 @@ struct Planning {
         }
         self.liveUsers = liveUsers
         self.vmUses = vmUses
-        self.releasedByHand = Set(ledger.released.filter { $0.value == manifest.fingerprint }.keys)
+        self.releasedSources = Set(ledger.released.filter { $0.value == manifest.fingerprint }.keys)
+        self.releasedByHand = Set(releasedSources.compactMap { if case .pci(let address) = $0 { address } else { nil } })
     }
 
     // Lookups go through the inventory's own index: a plan after a hotplug
@@ -142,6 +145,7 @@ struct Planning {
         planSCSI()
         planDomains()
         planVirtualFunctions()
+        planMdevReleasesByHand()
         planMdevOrphans()
         planSRIOV()
         giveConsolesBack()
@@ -553,7 +557,7 @@ struct Planning {
             for entry in liveOurs where !want.contains(where: { $0.isSameElement(as: entry) }) {
                 if case .pci(let address) = entry.source, frozen.contains(address) { continue }
                 if frozenSources.contains(entry.source) { continue }
-                if case .pci(let address) = entry.source, releasedByHand.contains(address) {
+                if releasedSources.contains(entry.source) {
                     steps.append(Step(.detachLive(vm: domain.name, entry), reason: "released by hand (hostdevctl release --force) while \(domain.name) runs"))
                 } else if binding?.live == true || (binding == nil && ledger.liveVMs.contains(domain.name)) {
                     steps.append(Step(.detachLive(vm: domain.name, entry), reason: "no longer claimed by running \(domain.name), whose binding has live: true"))

@@ -18,6 +18,8 @@ extension Planning {
             let key = spec.description
             keysOfVM[vm, default: []].insert(key)
             guard let binding = bindingByVM[vm] else { continue }
+            // Released by hand: not created nor given to the VM until the next manifest edit.
+            if releasedSources.contains(.mdev(spec.uuid)) { continue }
             guard let mediated = observed.mediated else {
                 deviceConditions[key] = .pending("mediated devices were not observed (an older snapshot); nothing created")
                 frozenSources.insert(.mdev(spec.uuid))
@@ -92,17 +94,60 @@ extension Planning {
         }
     }
 
+    /// `hostdevctl release` of a mediated device: its `<hostdev>` leaves
+    /// the VMs (`planDomains`, which runs first, so an unplug planned there
+    /// lets the removal go ahead); then one hostdevd created is removed, so
+    /// that its parent gets the instance back. One mdevctl defines, or that
+    /// hostdevd did not create, stays on the host.
+    mutating func planMdevReleasesByHand() {
+        let unplugged = unpluggedMdevs()
+        let waitForEdit = "created and given back after the next manifest edit"
+        let uuids = releasedSources.compactMap { if case .mdev(let uuid) = $0 { uuid } else { nil } }
+        for uuid in uuids.sorted() {
+            let key = DeviceIdentifier.source(.mdev(uuid))
+            let remembered = ledger.mdevs[uuid]
+            guard let mediated = observed.mediated, let existing = mediated.device(uuid) else {
+                deviceConditions[key] = .pending("released by hand (hostdevctl release): not on the host; \(waitForEdit)")
+                continue
+            }
+            guard let remembered, !existing.definedByMdevctl, !mediated.mdevctlDefined.contains(uuid) else {
+                let whose = remembered == nil ? "hostdevd did not create it" : "mdevctl defines it (/etc/mdevctl.d): the host's own"
+                deviceConditions[key] = .pending("released by hand (hostdevctl release): out of the VM; left on \(existing.parent), as \(whose); \(waitForEdit)")
+                continue
+            }
+            if let unknown = unknownVMUses(for: nil) {
+                deviceConditions[key] = .pending("released by hand, but \(unknown); not removed")
+                continue
+            }
+            if let user = mdevUser(uuid), !unplugged.contains(uuid) {
+                let handWritten = domainByName[user]?.liveHostdevs.contains { $0.source == .mdev(uuid) && $0.isOurs } != true
+                deviceConditions[key] = handWritten
+                    ? .blocked("released by hand, but running \(user) holds it through a hand-written <hostdev>; remove it there first")
+                    : .pending("released by hand; removed when running \(user) lets go of it")
+                continue
+            }
+            let spec = MdevSpec(uuid: uuid, parent: remembered.parent, type: remembered.type)
+            steps.append(Step(.removeMdev(spec, destroy: true), reason: "released by hand (hostdevctl release); \(spec.parent) gets its instance back"))
+            deviceConditions[key] = .pending("released by hand: removed from \(spec.parent); \(waitForEdit)")
+        }
+    }
+
+    /// Mediated devices whose `<hostdev>` this plan unplugs from a running VM.
+    func unpluggedMdevs() -> Set<String> {
+        Set(steps.compactMap { step -> String? in
+            if case .detachLive(_, let entry) = step.action, case .mdev(let uuid) = entry.source { return uuid }
+            return nil
+        })
+    }
+
     /// Mediated devices hostdevd created that no binding claims any more
     /// are removed (once no running VM uses them); one mdevctl now defines
     /// is the host's: forgotten, left in place. Runs after `planDomains`,
     /// so an unplug planned in the same pass lets the removal go ahead.
     mutating func planMdevOrphans() {
         let claimed = Set(mdevClaims.map(\.spec.uuid))
-        let unplugged = Set(steps.compactMap { step -> String? in
-            if case .detachLive(_, let entry) = step.action, case .mdev(let uuid) = entry.source { return uuid }
-            return nil
-        })
-        for (uuid, entry) in ledger.mdevs.sorted(by: { $0.key < $1.key }) where !claimed.contains(uuid) {
+        let unplugged = unpluggedMdevs()
+        for (uuid, entry) in ledger.mdevs.sorted(by: { $0.key < $1.key }) where !claimed.contains(uuid) && !releasedSources.contains(.mdev(uuid)) {
             let spec = MdevSpec(uuid: uuid, parent: entry.parent, type: entry.type)
             let key = spec.description
             guard let mediated = observed.mediated else { continue }

@@ -20,6 +20,11 @@ extension Planning {
             }
             recordClaim(of: .scsi(address), by: vm, as: selector)
             let entry = HostdevEntry.ours(.scsi(address))
+            if releasedSources.contains(entry.source) {
+                // Nothing moves between drivers: leaving the VM is the whole release.
+                deviceConditions[key] = .pending("released by hand (hostdevctl release): out of \(vm); given back after the next manifest edit")
+                continue
+            }
             if let vms = vmsOfAddress[address], vms.count > 1 {
                 frozenSources.insert(entry.source)
                 block(key, "\(address) is claimed by more than one VM (\(vms.sorted().joined(separator: ", "))); a device belongs to one VM")

@@ -104,11 +104,20 @@ struct Hook: ParsableCommand {
 
     /// `<hostdev>`s QEMU could not open: hostdevd's own entries (and
     /// hand-written managed='no' ones) for PCI devices not on vfio-pci
-    /// after the binds. Saying why beats QEMU's "failed to open /dev/vfio/N".
+    /// after the binds, and hostdevd's own for mediated devices that do not
+    /// exist (released by hand while libvirt was away, say). Saying why
+    /// beats QEMU's "failed to open /dev/vfio/N".
     func unusable(_ xml: String, plan: Plan) -> [String] {
         guard !xml.isEmpty, let entries = try? DomainXML.hostdevs(xml, source: vm) else { return [] }
-        let control = PCIDriverControl(root: SysfsRoot(host.sysfsRoot))
+        let root = SysfsRoot(host.sysfsRoot)
+        let control = PCIDriverControl(root: root)
+        let mediated = MediatedDeviceControl(root: root)
         return entries.compactMap { entry in
+            if case .mdev(let uuid) = entry.source, entry.isOurs, !mediated.exists(uuid) {
+                let why = plan.devices[DeviceIdentifier.source(entry.source)].map { " (\($0))" } ?? ""
+                return "\(vm)'s <hostdev> written by hostdevd for mdev \(uuid) needs that mediated device, but it does not exist\(why); "
+                    + "run 'hostdevctl plan' to see why, or remove the <hostdev>"
+            }
             guard case .pci(let address) = entry.source, !entry.managed else { return nil }
             let driver = control.driver(of: address)
             guard driver != Planner.vfioDriver else { return nil }

@@ -281,11 +281,16 @@ struct Apply: ParsableCommand {
 
 struct Release: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Emergency release: give devices on vfio-pci back to their host driver now, whatever the manifest says.",
+        abstract: "Emergency release: take devices from their VMs and give them back to the host now, whatever the manifest says.",
         discussion: """
-            Only devices hostdevd bound, or that sit on vfio-pci, are released; hostdevd's <hostdev> for them \
-            leaves the VM's config, so the VM still starts (without them). They stay released until the manifest \
-            is next edited. A device the host uses (storage, network) is never released, not even with --force.
+            DEVICE is \(ReleaseByHand.forms). hostdevd's own <hostdev> for it leaves the VM's config, so the VM \
+            still starts (without it); a PCI function goes back from vfio-pci to its host driver; a mediated device \
+            hostdevd created is removed, so its parent gets the instance back (one mdevctl defines, or that \
+            hostdevd did not create, stays); a SCSI device only leaves the VM. They stay released until the \
+            manifest is next edited. Refused: a device hostdevd does not manage (nothing to release), one a running \
+            VM holds (unless --force), any while libvirt cannot be asked (unless --force), a device with a \
+            hand-written <hostdev> (never touched), and a PCI device the host uses for storage or networking (not \
+            even with --force).
             """)
 
     @OptionGroup var host: HostOptions
@@ -294,16 +299,20 @@ struct Release: ParsableCommand {
     @Flag(help: "Unplug a device a running VM uses, and go ahead when libvirt cannot be asked whether a VM uses it.")
     var force = false
 
-    @Argument(help: ArgumentHelp("PCI devices (0000:01:00.0, 01:00.0 or pci_0000_01_00_0).", valueName: "device"))
+    @Argument(help: ArgumentHelp(
+        "PCI functions (0000:01:00.0, 01:00.0, pci_0000_01_00_0), mediated devices (UUID, mdev_UUID) or SCSI devices (1:0:0:0, scsi_1_0_0_0, /dev/disk/by-id/…).",
+        valueName: "device"))
     var devices: [String]
 
     func validate() throws {
-        for device in devices where DeviceIdentifier.pciAddress(device) == nil {
-            throw ValidationError("'\(device)' is not a PCI address; write it as DDDD:BB:SS.F, e.g. 0000:01:00.0")
+        for device in devices {
+            guard let query = DeviceQuery.parse(device), ReleaseByHand.takes(query) else {
+                throw ValidationError("'\(device)' is not a device release takes; write \(ReleaseByHand.forms)")
+            }
         }
     }
 
-    var addresses: [PCIAddress] { devices.compactMap { DeviceIdentifier.pciAddress($0) } }
+    var queries: [DeviceQuery] { devices.compactMap(DeviceQuery.parse) }
 
     func run() throws {
         let controller = controller(host, state)
@@ -313,7 +322,7 @@ struct Release: ParsableCommand {
             // then lasts until a manifest is read again.
             let manifest = (try? loadManifest(state.manifest)) ?? Manifest(host: HostPolicy(), bindings: [], fingerprint: "")
             let connection = try? LibvirtConnection(uri: host.connect)
-            let result = try controller.release(addresses, manifest: manifest, force: force, connection: connection) {
+            let result = try controller.release(queries, manifest: manifest, force: force, connection: connection) {
                 _, step, outcome in
                 switch outcome {
                 case .done: emit("done    \(step.action.summary)\n")
@@ -323,12 +332,18 @@ struct Release: ParsableCommand {
             }
             for refusal in result.refused { printError("error: not releasing \(refusal)") }
             failed = !result.refused.isEmpty || result.outcomes.contains(where: \.isFailure)
-            for address in addresses where !result.refused.contains(where: { $0.address == address }) {
-                if let condition = result.plan.devices["pci \(address)"], condition.isBlocked {
-                    printError("error: not releasing \(address): \(condition)")
+            for source in result.released {
+                let id = DeviceIdentifier.source(source)
+                let condition = ReleaseByHand.condition(of: source, in: result.plan)
+                if let condition, condition.isBlocked {
+                    printError("error: not releasing \(id): \(condition)")
                     failed = true
+                } else if zip(result.steps, result.outcomes).contains(where: { $0.0.action.deviceKey == id && $0.1.isFailure }) {
+                    continue  // its FAILED step says why
+                } else if case .pci(let address) = source {
+                    emit("released \(id): on \(PCIDriverControl(root: controller.sources.sysfsRoot).driver(of: address) ?? "no driver")\n")
                 } else {
-                    emit("released \(address): on \(PCIDriverControl(root: controller.sources.sysfsRoot).driver(of: address) ?? "no driver")\n")
+                    emit("released \(id)\(condition?.reason.map { ": " + $0 } ?? "")\n")
                 }
             }
         } catch {

@@ -183,7 +183,7 @@ let unknownsCases: [UnknownsCase] = [
             domains: [DomainState(name: "win11", state: .shutoff, configHostdevs: [.ours(.pci(gpu)), .ours(.pci(audio))])])
         let manifest = Manifest(host: HostPolicy(), bindings: [binding("win11", DeviceClaim(.pci(gpu)))], fingerprint: "f1")
         var ledger = Ledger(devices: [gpu: .init(originalDriver: "nouveau", vm: "win11"), audio: .init(originalDriver: "snd_hda_intel", vm: "win11")])
-        ledger.released = [gpu: "f1"]
+        ledger.released = [.pci(gpu): "f1"]
         let result = Planner.plan(manifest: manifest, observed: observed, ledger: ledger)
         #expect(summaries(result) == ["remove <hostdev> pci 0000:01:00.0 from win11's config", "release 0000:01:00.0 to nouveau"])
         #expect(result.devices["pci 0000:01:00.0"]?.description.contains("bound again after the next manifest edit") == true)
@@ -194,7 +194,7 @@ let unknownsCases: [UnknownsCase] = [
 
     @Test func aDeviceOnAHostDriverIsNeverReleased() {
         var ledger = Ledger()
-        ledger.released = [nvme: ""]
+        ledger.released = [.pci(nvme): ""]
         let result = Planner.plan(manifest: Manifest(host: HostPolicy(), bindings: [], fingerprint: ""), observed: workstation(), ledger: ledger)
         #expect(result.steps.isEmpty)
     }

@@ -161,7 +161,7 @@ struct CrashSafetyTests {
             BuiltProducts.hostdevctl,
             ["release", "0000:05:00.0", "--sysfs-root", rig.tree.root, "--connect", rig.uri, "--manifest", rig.manifestFile, "--state-dir", rig.state])
         #expect(released.status == 0, "\(released.stderr)")
-        #expect(released.stdout.hasSuffix("released 0000:05:00.0: on igb\n"), "\(released.stdout)")
+        #expect(released.stdout.hasSuffix("released pci 0000:05:00.0: on igb\n"), "\(released.stdout)")
         #expect(rig.tree.driver(of: ApplyRig.newNIC) == "igb")
         // Apply leaves it released while the manifest is unchanged (and says
         // the binding waits: exit 3)…

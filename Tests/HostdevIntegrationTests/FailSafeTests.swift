@@ -133,13 +133,30 @@ final class HookRig {
         let rig = HookRig()
         FileTree.write(rig.manifest, HookRig.claims)
         var ledger = Ledger()
-        ledger.released = [gpu0: Manifest.fingerprint(of: HookRig.claims)]
+        ledger.released = [.pci(gpu0): Manifest.fingerprint(of: HookRig.claims)]
         try LedgerStore(directory: rig.state).save(ledger)
         let xml = domainXML("win11", extra: DomainXML.element(.ours(.pci(gpu0))))
         let result = try rig.hook("win11", "prepare", stdin: xml)
         #expect(result.status == 1)
         #expect(result.stderr.contains("win11's <hostdev> written by hostdevd for 0000:01:00.0 needs it on vfio-pci, but it is on nouveau"), "\(result.stderr)")
         #expect(result.stderr.contains("released by hand"))
+    }
+
+    /// A mediated device released (and removed) while libvirt was away
+    /// leaves hostdevd's `<hostdev>` in the XML: prepare says so.
+    @Test func prepareRefusesAnMdevHostdevWhoseDeviceIsGone() throws {
+        let rig = HookRig()
+        FileTree.write(rig.manifest, HookRig.claims)
+        let uuid = "4b20d080-1b54-4048-85b3-a6a62d165c01"
+        var ledger = Ledger()
+        ledger.released = [.mdev(uuid): Manifest.fingerprint(of: HookRig.claims)]
+        try LedgerStore(directory: rig.state).save(ledger)
+        let xml = domainXML("win11", extra: DomainXML.element(.ours(.mdev(uuid))))
+        let result = try rig.hook("win11", "prepare", stdin: xml)
+        #expect(result.status == 1)
+        #expect(result.stderr.contains(
+            "win11's <hostdev> written by hostdevd for mdev \(uuid) needs that mediated device, but it does not exist (Pending: released by hand (hostdevctl release): not on the host"),
+            "\(result.stderr)")
     }
 }
 
@@ -196,6 +213,39 @@ struct ReleaseCommandTests {
         let plan = try hostdevctl("plan", "--sysfs-root", rig.tree.root, "--connect", rig.uri, "--manifest", rig.manifestFile, "--state-dir", rig.state)
         #expect(plan.status == 3, "\(plan.stdout)")
         #expect(plan.stdout.contains("released by hand"))
+    }
+
+    /// A SCSI disk named as libvirt names it: only hostdevd's entry leaves
+    /// win11; a mediated device hostdevd knows nothing of is refused, and
+    /// so is a USB device (the error names the forms release takes).
+    @Test func releasesASCSIDiskAndRefusesWhatItDoesNotManage() throws {
+        let daemon = try LibvirtDaemon()
+        defer { daemon.stop() }
+        let rig = try ApplyRig(daemon: daemon)
+        rig.tree.addSCSIDisk(under: rig.tree.pciPath(PCIAddress("0000:00:17.0")!), host: 1, disk: "sdb", generic: "sg1", vendor: "ATA", model: "ST4000VN008")
+        FileTree.write(rig.manifestFile, "version: 1\nbindings:\n  - vm: win11\n    devices:\n      - scsi: {host: 1, bus: 0, target: 0, unit: 0}\n")
+        #expect(try rig.apply().status == 0)
+        let disk = HostdevEntry.ours(.scsi(SCSIAddress(host: 1, bus: 0, target: 0, unit: 0)))
+        #expect(try rig.hostdevs("win11").contains(disk))
+        let writes = rig.server.kernel.writes.count
+        let result = try release(rig, "scsi_1_0_0_0")
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout == """
+            done    remove <hostdev> scsi 1:0:0:0 from win11's config
+            released scsi 1:0:0:0: released by hand (hostdevctl release): out of win11; given back after the next manifest edit
+
+            """, "\(result.stdout)")
+        #expect(!(try rig.hostdevs("win11")).contains(disk))
+        #expect(rig.server.kernel.writes.count == writes, "no driver moves")
+
+        let unknown = try release(rig, "mdev_11111111_2222_3333_4444_555555555555")
+        #expect(unknown.status == 1)
+        #expect(unknown.stderr.contains(
+            "error: not releasing mdev 11111111-2222-3333-4444-555555555555: no such mediated device on this host, and no binding claims it: nothing to release"),
+            "\(unknown.stderr)")
+        let usb = try release(rig, "usb 1:4")
+        #expect(usb.status == 64)
+        #expect(usb.stderr.contains("'usb 1:4' is not a device release takes; write \(ReleaseByHand.forms)"), "\(usb.stderr)")
     }
 }
 

@@ -215,7 +215,7 @@ func expectValidDomainXML(_ xml: String, sourceLocation: Testing.SourceLocation 
     @Test(arguments: [
         (["plan", "--manifest", "/nonexistent.yaml"], "error: cannot read manifest /nonexistent.yaml: No such file or directory; create it"),
         (["plan", "--observed", "/etc/hostname", "--manifest", "MANIFEST"], "is not a hostdevctl snapshot"),
-        (["release", "0000:01:00"], "'0000:01:00' is not a PCI address"),
+        (["release", "0000:01:00"], "'0000:01:00' is not a device release takes; write a PCI address (0000:01:00.0"),
     ])
     func badInputIsClear(arguments: [String], message: String) throws {
         let args = arguments.map { $0 == "MANIFEST" ? example : $0 }
