@@ -23,7 +23,7 @@ private let vfManifest = """
     """
 
 /// The workstation with an I350 whose PF carries the host's traffic, two VFs on igbvf.
-private func sriovTree() -> SysfsTree {
+func sriovTree() -> SysfsTree {
     let tree = SysfsTree.workstation()
     tree.addSRIOVNIC()
     return tree
