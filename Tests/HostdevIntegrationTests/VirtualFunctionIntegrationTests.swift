@@ -212,6 +212,26 @@ func sriovTree() -> SysfsTree {
         #expect(text.contains("\"summary\": \"add <interface type='hostdev'> pci 0000:04:00.1 to win11's config\""))
     }
 
+    /// `hostdevctl plan --format json` on a snapshot of the SR-IOV host: the
+    /// configureVF step says what it sets as fields.
+    @Test func planJSONOfAVFClaimCarriesItsSettings() throws {
+        let tree = sriovTree()
+        var observed = ObservedHost(inventory: try InventoryReader(root: tree.sysfs).read(), domains: [DomainState(name: "win11", state: .shutoff)])
+        observed.vfSettings = [vf1: FakeVFConfigurator.defaults]
+        let dir = FileTree.makeTemporaryDirectory(prefix: "hostdev-vf-plan")
+        defer { FileTree.remove(dir) }
+        FileTree.write(dir + "/host.json", String(decoding: try JSONEncoder().encode(observed), as: UTF8.self))
+        FileTree.write(dir + "/bindings.yaml", vfManifest)
+        let result = try hostdevctl("plan", "--observed", dir + "/host.json", "--manifest", dir + "/bindings.yaml", "--state-dir", dir + "/state", "--format", "json")
+        #expect(result.status == 2, "\(result.stdout)\(result.stderr)")
+        try expectValid("plan", result.stdout)
+        let steps = try #require(try jsonObject(result.stdout)["steps"] as? [[String: Any]])
+        let configure = try #require(steps.first { $0["action"] as? String == "configureVF" }, "\(steps)")
+        let vf = try #require(configure["vf"] as? [String: Any])
+        #expect(vf["pf"] as? String == "0000:03:00.0" && vf["index"] as? Int == 1 && vf["address"] as? String == "0000:04:00.1")
+        #expect(vf["mac"] as? String == "52:54:00:12:34:56" && vf["vlan"] as? Int == 100 && vf["spoofchk"] as? Bool == false && vf["trust"] == nil)
+    }
+
     /// VF, mdev and SCSI steps carry their parameters as fields, not only in
     /// the summary; the schema requires them.
     @Test func stepsCarryTheirParametersAsFields() throws {
