@@ -21,6 +21,20 @@ func checkClaim(_ claim: DeviceClaim, _ observed: ObservedHost, host: HostPolicy
 /// `verdict check: what` of each finding, for tables.
 func lines(_ findings: [CheckReport.Finding]) -> [String] { findings.map { "\($0.verdict.rawValue) \($0.check): \($0.what)" } }
 
+/// A row of the VF table, shown in test output by its name (not the whole host).
+struct VFCheckCase: CustomTestStringConvertible, Sendable {
+    var name: String, spec: VFSpec, observed: ObservedHost, host: HostPolicy, expected: [String]
+    init(_ row: (String, VFSpec, ObservedHost, HostPolicy, [String])) { (name, spec, observed, host, expected) = row }
+    var testDescription: String { name }
+}
+
+/// A row of the mdev table, shown by its name.
+struct MdevCheckCase: CustomTestStringConvertible, Sendable {
+    var name: String, spec: MdevSpec, observed: ObservedHost, expected: String
+    init(_ row: (String, MdevSpec, ObservedHost, String)) { (name, spec, observed, expected) = row }
+    var testDescription: String { name }
+}
+
 @Suite struct CheckClaimsTests {
     /// Each row: a VF claim (and what differs on the host) → the findings, in order.
     @Test(arguments: [
@@ -60,8 +74,9 @@ func lines(_ findings: [CheckReport.Finding]) -> [String] { findings.map { "\($0
             "fail vf: 0000:03:10.0, VF 0 of 0000:03:00.0 (win11), is listed in host.protect",
             "pass iommu-group: IOMMU group 20 of 0000:03:10.0 (win11): 1 device(s), hostdevd moves them together",
         ]),
-    ] as [(String, VFSpec, ObservedHost, HostPolicy, [String])])
-    func virtualFunctions(_ name: String, spec: VFSpec, observed: ObservedHost, host: HostPolicy, expected: [String]) {
+    ].map(VFCheckCase.init))
+    func virtualFunctions(_ row: VFCheckCase) {
+        let (name, spec, observed, host, expected) = (row.name, row.spec, row.observed, row.host, row.expected)
         let findings = checkClaim(DeviceClaim(.vf(spec)), observed, host: host)
         #expect(lines(findings) == expected, "\(name)")
         // Every finding that is not a pass says what to do.
@@ -116,8 +131,9 @@ func lines(_ findings: [CheckReport.Finding]) -> [String] { findings.map { "\($0
         ("no parent", MdevSpec(uuid: vgpuUUID, parent: PCIAddress("0000:09:00.0")!, type: gvt4), gvtHost(),
             "fail mdev: parent 0000:09:00.0 of \(vgpuUUID) (win11) is not present on this host"),
         ("not observed", vgpu, workstation(), "warn mdev: mediated devices were not observed; \(vgpuUUID) (win11) not checked"),
-    ] as [(String, MdevSpec, ObservedHost, String)])
-    func mediatedDevices(_ name: String, spec: MdevSpec, observed: ObservedHost, expected: String) {
+    ].map(MdevCheckCase.init))
+    func mediatedDevices(_ row: MdevCheckCase) {
+        let (name, spec, observed, expected) = (row.name, row.spec, row.observed, row.expected)
         let findings = checkClaim(DeviceClaim(.mdev(spec)), observed)
         #expect(lines(findings) == [expected], "\(name)")
         #expect(findings.allSatisfy { $0.device == "mdev \(vgpuUUID)" && ($0.verdict == .pass || $0.remedy != nil) })
