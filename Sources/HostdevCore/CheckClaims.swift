@@ -91,7 +91,7 @@ extension CheckReport {
         }
         guard let pf = inventory.device(at: spec.pf) else {
             return ([finding(.fail, "PF \(spec.pf) of VF \(spec.index) (\(vm)) is not present on this host (no /sys/bus/pci/devices/\(spec.pf))",
-                remedy: "fix 'pf:' in the manifest: 'hostdevctl devices --capability pci' lists the host's functions; a PF shows sriov totalvfs")], nil)
+                remedy: "fix 'pf:' in the manifest: 'hostdevctl devices --caps pci' lists the host's functions; a PF shows sriov totalvfs")], nil)
         }
         guard let sriov = pf.pci?.sriov, sriov.totalVFs > 0 else {
             return ([finding(.fail, "\(spec.pf) (\(vm)) is not an SR-IOV physical function (no sriov_totalvfs); it has no VF \(spec.index)",
@@ -196,7 +196,7 @@ extension CheckReport {
         switch observed.scsiAddress(claimedBy: selector) {
         case .failure(let why):
             return Finding(.fail, check: "scsi", "\(selector) (\(vm)): \(why.condition.reason ?? "not found")",
-                remedy: "fix the claim: 'hostdevctl devices --capability scsi' lists the SCSI devices, ls -l /dev/disk/by-id their stable names",
+                remedy: "fix the claim: 'hostdevctl devices --caps scsi' lists the SCSI devices, ls -l /dev/disk/by-id their stable names",
                 device: selector.scsiIdentifier, vm: vm)
         case .success(let found): address = found
         }
@@ -225,7 +225,7 @@ extension CheckReport {
             switch (matches.count, index) {
             case (0, _):
                 return Finding(.fail, check: "usb", "\(selector) (\(vm)): no USB device with this ID is attached",
-                    remedy: "plug it in; 'hostdevctl devices --capability usb_device' lists the attached devices and their IDs", device: id, vm: vm)
+                    remedy: "plug it in; 'hostdevctl devices --caps usb_device' lists the attached devices and their IDs", device: id, vm: vm)
             case (1, _), (_, .some):
                 return Finding(.pass, check: "usb", "\(selector) (\(vm)) is attached at \(matches[index ?? 0].usb.map { "\($0.bus ?? 0):\($0.device ?? 0)" } ?? "?")", device: id, vm: vm)
             default:

@@ -88,17 +88,24 @@ import Testing
     }
 
     @Test func usbDevices() throws {
-        let result = try check(SysfsTree.workstation(), """
+        let tree = SysfsTree.workstation()
+        let result = try check(tree, """
             version: 1
             bindings:
               - vm: win11
                 devices:
                   - usb: {vendor: "046d", product: "c52b"}
                   - usb: {bus: 1, device: 9}
+                  - usb: {vendor: "dead", product: "beef"}
             """, kind: "usb")
         #expect(result.text.contains("ok    usb 046d:c52b (win11) is attached at 1:4"), "\(result.text)")
         #expect(result.text.contains("FAIL  usb bus 1 device 9 (win11): no USB device at bus 1, device 9"))
         #expect(result.text.contains("claim it by ID"))
-        #expect(result.findings.map { $0["verdict"] as? String } == ["pass", "fail"])
+        #expect(result.findings.map { $0["verdict"] as? String } == ["pass", "fail", "fail"])
+        // The remedy's command is one hostdevctl takes.
+        #expect(result.text.contains("→ plug it in; 'hostdevctl devices --caps usb_device' lists the attached devices and their IDs"))
+        let listed = try hostdevctl("devices", "--caps", "usb_device", "--sysfs-root", tree.root, "--state-dir", "/nonexistent/state")
+        #expect(listed.status == 0, "\(listed.stderr)")
+        #expect(listed.stdout.contains("046d"), "\(listed.stdout)")
     }
 }
