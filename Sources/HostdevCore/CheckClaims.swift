@@ -3,7 +3,8 @@
 /// claim needs, from the same observation the planner plans with.
 extension CheckReport {
     /// Findings for every claim of `manifest` on `observed`: PCI functions
-    /// and SR-IOV VFs (`iommu-group`, `vf`), mediated devices (`mdev`),
+    /// (`pci` when none matches, then `iommu-group`) and SR-IOV VFs (`vf`,
+    /// then `iommu-group`), mediated devices (`mdev`),
     /// SCSI devices (`scsi`) and USB devices (`usb`).
     public static func claims(_ manifest: Manifest, observed: ObservedHost) -> [Finding] {
         var results: [Finding] = []
@@ -17,7 +18,10 @@ extension CheckReport {
             for claim in binding.devices {
                 switch claim.selector {
                 case .pci, .pciID:
-                    if let address = pciAddress(claimedBy: claim.selector, in: observed.inventory) { viability(address, claim, vm: binding.vm) }
+                    switch pciFunction(claimedBy: claim.selector, vm: binding.vm, in: observed.inventory) {
+                    case .success(let address): viability(address, claim, vm: binding.vm)
+                    case .failure(let why): results.append(why.finding)
+                    }
                 case .vf(let spec):
                     let (findings, vf) = virtualFunction(spec, claim: claim, vm: binding.vm, manifest: manifest, observed: observed)
                     results += findings
@@ -35,20 +39,47 @@ extension CheckReport {
     }
 
     /// The PCI function a claim names: by address, or by vendor/device ID
-    /// (with `index` among several, by address, as the planner picks).
-    static func pciAddress(claimedBy selector: DeviceSelector, in inventory: Inventory) -> PCIAddress? {
+    /// (with `index` among several, by address, as the planner picks); or
+    /// the `pci` finding that says why there is none to check.
+    static func pciFunction(claimedBy selector: DeviceSelector, vm: String, in inventory: Inventory) -> Result<PCIAddress, FindingError> {
+        func failure(_ what: String, _ remedy: String, device: String? = nil) -> Result<PCIAddress, FindingError> {
+            .failure(FindingError(Finding(.fail, check: "pci", "\(selector) (\(vm)): \(what)", remedy: remedy, device: device, vm: vm)))
+        }
         switch selector {
-        case .pci(let address): return address
+        case .pci(let address):
+            guard let device = inventory.device(at: address) else {
+                return failure("no PCI function \(address) on this host", "fix the address: 'hostdevctl devices --caps pci' lists the host's functions", device: DeviceIdentifier.pci(address))
+            }
+            if device.pci?.isBridge == true {
+                return failure("\(address) is a PCI bridge; bridges are never detached or assigned", "claim the device behind the bridge instead", device: DeviceIdentifier.pci(address))
+            }
+            return .success(address)
         case .pciID(let vendor, let product, let index):
             let matches = inventory.devices.compactMap { device -> PCIAddress? in
                 guard device.vendorID.flatMap({ UInt16(hexText: $0) }) == vendor, device.productID.flatMap({ UInt16(hexText: $0) }) == product
                 else { return nil }
                 return device.pci?.address
             }.sorted()
-            if let index { return index < matches.count ? matches[index] : nil }
-            return matches.count == 1 ? matches[0] : nil
-        case .usbID, .usbAddress, .mdev, .scsi, .scsiPath, .vf: return nil
+            if let index {
+                guard index < matches.count else {
+                    return failure("index \(index) asked, but \(matches.count) function(s) match", "fix 'index:' (0 is the first by address)")
+                }
+                return .success(matches[index])
+            }
+            switch matches.count {
+            case 0: return failure("no PCI function with this ID on this host", "fix the ID: 'hostdevctl devices --caps pci' lists the host's functions and their IDs")
+            case 1: return .success(matches[0])
+            default:
+                return failure("\(matches.count) functions match (\(matches.map(\.description).joined(separator: ", ")))", "add 'index: N' to the claim (0 is the first by address), or claim by address")
+            }
+        default: preconditionFailure("not a PCI selector")
         }
+    }
+
+    /// A finding carried as the failure of a lookup.
+    struct FindingError: Error {
+        var finding: Finding
+        init(_ finding: Finding) { self.finding = finding }
     }
 
     /// IOMMU group `group` of the claimed `address` must be all on vfio-pci

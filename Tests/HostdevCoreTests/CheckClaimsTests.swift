@@ -180,6 +180,23 @@ struct MdevCheckCase: CustomTestStringConvertible, Sendable {
             == ["pass usb: usb 046d:c52b index 1 (win11) is attached at 1:5"])
     }
 
+    /// Each row: a PCI claim that names no function to check → its `pci` finding.
+    @Test(arguments: [
+        (DeviceSelector.pci(PCIAddress("0000:0a:00.0")!), "fail pci: pci 0000:0a:00.0 (win11): no PCI function 0000:0a:00.0 on this host"),
+        (.pci(rootPort), "fail pci: pci 0000:00:01.0 (win11): 0000:00:01.0 is a PCI bridge; bridges are never detached or assigned"),
+        (.pciID(vendor: 0x10de, device: 0x2204, index: nil), "fail pci: pci 10de:2204 (win11): no PCI function with this ID on this host"),
+        (.pciID(vendor: 0x8086, device: 0x1521, index: nil),
+            "fail pci: pci 8086:1521 (win11): 3 functions match (0000:03:00.0, 0000:04:00.0, 0000:04:00.1)"),
+        (.pciID(vendor: 0x8086, device: 0x1521, index: 3), "fail pci: pci 8086:1521 index 3 (win11): index 3 asked, but 3 function(s) match"),
+        (.pciID(vendor: 0x8086, device: 0x1521, index: 2), "warn iommu-group: IOMMU group 9 of 0000:04:00.1 (win11): hostdevd will also take 0000:04:00.0 (igb) off their host drivers (group: attach)"),
+        (.pci(gpu), "warn iommu-group: IOMMU group 1 of 0000:01:00.0 (win11): hostdevd will also take 0000:01:00.1 (snd_hda_intel) off their host drivers (group: attach)"),
+    ] as [(DeviceSelector, String)])
+    func pciFunctions(selector: DeviceSelector, expected: String) {
+        let findings = checkClaim(DeviceClaim(selector), workstation())
+        #expect(lines(findings) == [expected])
+        #expect(findings.allSatisfy { $0.verdict == .pass || $0.remedy != nil })
+    }
+
     /// One group is reported once, whichever claims share it.
     @Test func aGroupIsReportedOnce() {
         let manifest = Manifest(bindings: [binding("win11", DeviceClaim(.pci(gpu)), DeviceClaim(.pci(audio)))])

@@ -87,6 +87,22 @@ import Testing
         #expect(result.status == 1)
     }
 
+    /// A pci: claim that names no function is a failure, no longer skipped.
+    @Test func pciClaimsThatNameNothing() throws {
+        let result = try check(SysfsTree.workstation(), """
+            version: 1
+            bindings:
+              - vm: win11
+                devices:
+                  - pci: "0000:0a:00.0"
+                  - pci: {vendor: "10de", device: "2204"}
+            """, kind: "pci")
+        #expect(result.text.contains("FAIL  pci 0000:0a:00.0 (win11): no PCI function 0000:0a:00.0 on this host"), "\(result.text)")
+        #expect(result.text.contains("FAIL  pci 10de:2204 (win11): no PCI function with this ID on this host"))
+        #expect(result.findings.map { $0["device"] as? String } == ["pci 0000:0a:00.0", nil])
+        #expect(result.status == 1)
+    }
+
     @Test func usbDevices() throws {
         let tree = SysfsTree.workstation()
         let result = try check(tree, """
