@@ -120,42 +120,40 @@ extension CheckReport {
         func finding(_ verdict: Verdict, _ what: String, remedy: String? = nil) -> Finding {
             Finding(verdict, check: "vf", what, remedy: remedy, device: id, vm: vm)
         }
-        guard let pf = inventory.device(at: spec.pf) else {
+        let sysfs = "/sys/bus/pci/devices/\(spec.pf)/sriov_numvfs"
+        let vf: PCIAddress
+        switch inventory.virtualFunction(spec) {
+        case .success(let found): vf = found
+        case .failure(.noPF):
             return ([finding(.fail, "PF \(spec.pf) of VF \(spec.index) (\(vm)) is not present on this host (no /sys/bus/pci/devices/\(spec.pf))",
                 remedy: "fix 'pf:' in the manifest: 'hostdevctl devices --caps pci' lists the host's functions; a PF shows sriov totalvfs")], nil)
-        }
-        guard let sriov = pf.pci?.sriov, sriov.totalVFs > 0 else {
+        case .failure(.notSRIOV):
             return ([finding(.fail, "\(spec.pf) (\(vm)) is not an SR-IOV physical function (no sriov_totalvfs); it has no VF \(spec.index)",
                 remedy: "name the PF of the VF in 'pf:' (the function with sriov_totalvfs), or give the VM this function itself with 'pci:'")], nil)
-        }
-        let sysfs = "/sys/bus/pci/devices/\(spec.pf)/sriov_numvfs"
-        guard spec.index < sriov.totalVFs else {
-            return ([finding(.fail, "\(spec.pf) (\(vm)) supports \(sriov.totalVFs) VFs (sriov_totalvfs); there is no VF \(spec.index)",
-                remedy: "choose an index below \(sriov.totalVFs)")], nil)
-        }
-        guard spec.index < sriov.virtualFunctions.count else {
-            let needed = spec.index + 1
+        case .failure(.notEnabled(_, let total)) where spec.index >= total:
+            return ([finding(.fail, "\(spec.pf) (\(vm)) supports \(total) VFs (sriov_totalvfs); there is no VF \(spec.index)",
+                remedy: "choose an index below \(total)")], nil)
+        case .failure(.notEnabled(let enabled, let total)):
             if let setting = manifest.host.sriov.first(where: { $0.pf == spec.pf }), setting.numVFs > spec.index {
-                return ([finding(.warn, "VF \(spec.index) of \(spec.pf) (\(vm)) does not exist yet: \(sriov.numVFs) of \(sriov.totalVFs) VFs enabled; hostdevd enables \(setting.numVFs) (host.sriov)",
+                return ([finding(.warn, "VF \(spec.index) of \(spec.pf) (\(vm)) does not exist yet: \(enabled) of \(total) VFs enabled; hostdevd enables \(setting.numVFs) (host.sriov)",
                     remedy: "run 'hostdevctl apply' (or let the daemon reconcile) and check again to see the VF's IOMMU group")], nil)
             }
-            let how = sriov.numVFs == 0
+            let needed = spec.index + 1
+            let how = enabled == 0
                 ? "echo \(needed) > \(sysfs)"
                 : "echo 0 > \(sysfs) && echo \(needed) > \(sysfs) (the kernel changes a non-zero count only through 0, which removes the VFs in use)"
-            return ([finding(.fail, "VF \(spec.index) of \(spec.pf) (\(vm)) is not enabled: sriov_numvfs is \(sriov.numVFs) of \(sriov.totalVFs)",
+            return ([finding(.fail, "VF \(spec.index) of \(spec.pf) (\(vm)) is not enabled: sriov_numvfs is \(enabled) of \(total)",
                 remedy: "let hostdevd enable the VFs: host.sriov: [{pf: \"\(spec.pf)\", numvfs: \(needed)}] in the manifest; or by hand: \(how)")], nil)
-        }
-        let vf = sriov.virtualFunctions[spec.index]
-        guard let vfDevice = inventory.device(at: vf) else {
+        case .failure(.missing(let vf)):
             return ([finding(.fail, "VF \(spec.index) of \(spec.pf) (\(vm)) is \(vf) (virtfn\(spec.index)), which is not present on this host",
                 remedy: "re-enable the VFs (echo 0, then the count, to \(sysfs)) and check again")], nil)
+        case .failure(.sharesPFGroup(_, let group)):
+            return ([finding(.fail, "VF \(spec.index) of \(spec.pf) (\(vm)) shares IOMMU group \(group) with its PF; hostdevd never detaches the PF for a VF",
+                remedy: "enable ACS (firmware, or a platform whose root ports isolate VFs), or give the VM the PF itself with 'pci:'")], nil)
         }
-        var results = [finding(.pass, "VF \(spec.index) of \(spec.pf) (\(vm)) is \(vf) (\(vfDevice.driver ?? "no driver")); \(sriov.numVFs) of \(sriov.totalVFs) VFs enabled")]
-        if let group = inventory.groupNumber(of: vf), inventory.groupNumber(of: spec.pf) == group {
-            results.append(finding(.fail, "VF \(spec.index) of \(spec.pf) (\(vm)) shares IOMMU group \(group) with its PF; hostdevd never detaches the PF for a VF",
-                remedy: "enable ACS (firmware, or a platform whose root ports isolate VFs), or give the VM the PF itself with 'pci:'"))
-            return (results, nil)
-        }
+        let sriov = inventory.device(at: spec.pf)?.pci?.sriov
+        var results = [finding(.pass, "VF \(spec.index) of \(spec.pf) (\(vm)) is \(vf) (\(inventory.device(at: vf)?.driver ?? "no driver")); "
+            + "\(sriov?.numVFs ?? 0) of \(sriov?.totalVFs ?? 0) VFs enabled")]
         if manifest.host.protect.contains(vf) {
             results.append(finding(.fail, "\(vf), VF \(spec.index) of \(spec.pf) (\(vm)), is listed in host.protect",
                 remedy: "claim another VF, or take \(vf) out of host.protect"))
@@ -176,7 +174,7 @@ extension CheckReport {
                 results.append(finding(.pass, "\(spec.settings) of VF \(spec.index) (\(vm)) are set through \(spec.pf)'s interface \(interface)"))
             } else {
                 results.append(finding(.fail, "\(spec.pf) (\(vm)) has no network interface: \(spec.settings) of VF \(spec.index) cannot be set (they go through the PF's netdev)",
-                    remedy: "bind the PF to its network driver (\(pf.driver.map { "it is on \($0)" } ?? "it has none")); the PF stays with the host. Or drop mac/vlan/trust/spoofchk from the claim"))
+                    remedy: "bind the PF to its network driver (\(inventory.device(at: spec.pf)?.driver.map { "it is on \($0)" } ?? "it has none")); the PF stays with the host. Or drop mac/vlan/trust/spoofchk from the claim"))
             }
         }
         return (results, vf)
