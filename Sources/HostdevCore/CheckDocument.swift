@@ -17,7 +17,8 @@ public struct CheckReport: JSONDocument, Sendable, Equatable {
 
     public struct Finding: Sendable, Equatable {
         public var verdict: Verdict
-        /// Which check: `iommu`, `vfio-pci`, `interrupt-remapping`, `libvirt`, `vfio-node`, `iommu-group`, `vm`.
+        /// Which check: `iommu`, `vfio-pci`, `interrupt-remapping`, `libvirt`, `vfio-node`, `iommu-group`, `vm`,
+        /// and per claim `pci`, `vf`, `mdev`, `scsi`, `usb`.
         public var check: String
         public var what: String
         public var remedy: String?

@@ -97,6 +97,12 @@ public struct StepDocument: JSONDocument, Sendable {
         case .restore(_, let driver):
             fields.append(("driver", .object([("from", currentDriver.map { .string($0) } ?? .null), ("to", driver.map { .string($0) } ?? .null)])))
         case .setNumVFs(_, let count): fields.append(("numVFs", .number(count)))
+        case .configureVF(let target, let settings, _, _): fields.append(("vf", Self.vf(target, settings)))
+        case .restoreVF(let target, let settings, let apply): fields.append(("vf", Self.vf(target, settings, restores: apply)))
+        case .createMdev(let spec, _): fields.append(("mdev", Self.mdev(spec)))
+        case .removeMdev(let spec, let destroy): fields.append(("mdev", Self.mdev(spec, destroys: destroy)))
+        case .attachConfig(_, let entry), .detachConfig(_, let entry), .attachLive(_, let entry), .detachLive(_, let entry):
+            if case .scsi(let address) = entry.source { fields.append(("scsi", Self.scsi(address))) }
         default: break
         }
         fields.append(("summary", .string(step.action.summary)))
@@ -105,6 +111,35 @@ public struct StepDocument: JSONDocument, Sendable {
     }
 
     public var json: JSONText { .object(fields) }
+
+    /// `{"pf": …, "index": 2, "address": the VF's own function, then the
+    /// settings present: "mac", "vlan", "trust", "spoofchk"}`: for
+    /// `configureVF` the settings it sets, for `restoreVF` the ones it puts
+    /// back, with `"restore": false` when the VF is gone and they are only
+    /// forgotten.
+    static func vf(_ target: VFTarget, _ settings: VFSettings, restores: Bool? = nil) -> JSONText {
+        var fields: [(String, JSONText)] = [("pf", .string(target.pf.description)), ("index", .number(target.index)), ("address", .string(target.vf.description))]
+        if let mac = settings.mac { fields.append(("mac", .string(mac.description))) }
+        if let vlan = settings.vlan { fields.append(("vlan", .number(vlan))) }
+        if let trust = settings.trust { fields.append(("trust", .bool(trust))) }
+        if let spoofchk = settings.spoofchk { fields.append(("spoofchk", .bool(spoofchk))) }
+        if let restores { fields.append(("restore", .bool(restores))) }
+        return .object(fields)
+    }
+
+    /// `{"uuid": …, "parent": …, "type": …}`; for `removeMdev` also
+    /// `"destroy"`: false when the device is only forgotten (gone, or
+    /// mdevctl's now).
+    static func mdev(_ spec: MdevSpec, destroys: Bool? = nil) -> JSONText {
+        var fields: [(String, JSONText)] = [("uuid", .string(spec.uuid)), ("parent", .string(spec.parent.description)), ("type", .string(spec.type))]
+        if let destroys { fields.append(("destroy", .bool(destroys))) }
+        return .object(fields)
+    }
+
+    /// `{"host": 1, "bus": 0, "target": 0, "unit": 0}` of a SCSI `<hostdev>`.
+    static func scsi(_ address: SCSIAddress) -> JSONText {
+        .object([("host", .number(address.host)), ("bus", .number(address.bus)), ("target", .number(address.target)), ("unit", .number(address.unit))])
+    }
 }
 
 extension Action {

@@ -292,3 +292,26 @@ extension Inventory: Codable {
         try container.encode(iommuEnabled, forKey: .iommuEnabled)
     }
 }
+
+extension Inventory {
+    /// The USB devices (root hubs left out) with this vendor:product ID, by
+    /// bus, then device number: the order a claim's `index: N` counts in.
+    public func usbDevices(vendor: UInt16, product: UInt16) -> [HostDevice] {
+        devices.filter { device in
+            device.capability == .usbDevice && !(device.usb?.isRootHub ?? false)
+                && device.vendorID.flatMap { UInt16(hexText: $0) } == vendor && device.productID.flatMap { UInt16(hexText: $0) } == product
+        }.sorted { ($0.usb?.bus ?? 0, $0.usb?.device ?? 0) < ($1.usb?.bus ?? 0, $1.usb?.device ?? 0) }
+    }
+
+    /// The USB device at bus `bus`, device number `number`, if attached.
+    public func usbDevice(bus: Int, device number: Int) -> HostDevice? {
+        devices.first { $0.capability == .usbDevice && $0.usb?.bus == bus && $0.usb?.device == number }
+    }
+
+    /// The network interfaces of a PCI function (`enp3s0f0`), by name: an
+    /// SR-IOV PF's VF settings go through the first.
+    public func networkInterfaces(of address: PCIAddress) -> [String] {
+        guard let function = device(at: address) else { return [] }
+        return devices.filter { $0.capability == .net && $0.parent == function.name }.compactMap { $0.net?.interface }.sorted()
+    }
+}

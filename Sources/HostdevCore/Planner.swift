@@ -181,9 +181,8 @@ struct Planning {
     /// Each claim resolved against the inventory.
     mutating func resolveClaims() -> [(Binding, DeviceClaim, PCIAddress)] {
         var resolved: [(Binding, DeviceClaim, PCIAddress)] = []
-        // The USB list and the ID index cost a pass over the host: only when a claim needs them.
+        // The ID index costs a pass over the host: only when a claim needs it.
         let selectors = manifest.bindings.flatMap(\.devices).map(\.selector)
-        let usbDevices = selectors.contains(where: \.isUSB) ? inventory.devices.filter { $0.capability == .usbDevice } : []
         var pciByID: [UInt32: [PCIAddress]] = [:]
         if selectors.contains(where: { if case .pciID = $0 { true } else { false } }) {
             for device in inventory.devices {
@@ -215,8 +214,7 @@ struct Planning {
                         resolved.append((binding, claim, address))
                     }
                 case .usbID(let vendor, let product, let index):
-                    let matches = usbDevices.filter { idMatches($0, vendor, product) && !($0.usb?.isRootHub ?? false) }
-                        .sorted { ($0.usb?.bus ?? 0, $0.usb?.device ?? 0) < ($1.usb?.bus ?? 0, $1.usb?.device ?? 0) }
+                    let matches = inventory.usbDevices(vendor: vendor, product: product)
                     if pick(matches, index: index, key: key, described: { $0.name }) != nil {
                         let source: HostdevEntry.Source = index == nil
                             ? .usbID(vendor: vendor, product: product)
@@ -226,7 +224,7 @@ struct Planning {
                         deviceConditions[key] = .ready
                     }
                 case .usbAddress(let bus, let number):
-                    if usbDevices.contains(where: { $0.usb?.bus == bus && $0.usb?.device == number }) {
+                    if inventory.usbDevice(bus: bus, device: number) != nil {
                         usbEntries[binding.vm, default: []].append(.ours(.usbAddress(bus: bus, device: number)))
                         recordClaim(of: .usbAddress(bus: bus, device: number), by: binding.vm, as: claim.selector)
                         deviceConditions[key] = .ready

@@ -55,22 +55,25 @@ extension Planning {
     }
 
     /// The SCSI address a claim names, or the condition that says why not.
-    func resolveSCSI(_ selector: DeviceSelector) -> Result<SCSIAddress, SCSIResolution> {
-        switch selector {
-        case .scsi(let address):
-            return observed.scsiDevice(at: address) != nil
-                ? .success(address) : .failure(SCSIResolution(.pending("no SCSI device \(address) on this host")))
-        case .scsiPath(let path): return observed.scsiAddress(ofPath: path)
-        default:
-            preconditionFailure("not a SCSI selector")
-        }
-    }
+    func resolveSCSI(_ selector: DeviceSelector) -> Result<SCSIAddress, SCSIResolution> { observed.scsiAddress(claimedBy: selector) }
 
     /// A storage use of one of the device's block devices.
     func scsiHostUse(_ address: SCSIAddress) -> HostUse? { observed.storageUses(ofSCSI: address).first }
 }
 
 extension ObservedHost {
+    /// The SCSI address a `scsi:` claim names (by H:B:T:L or by a `/dev`
+    /// name), or the condition that says why there is none.
+    public func scsiAddress(claimedBy selector: DeviceSelector) -> Result<SCSIAddress, SCSIResolution> {
+        switch selector {
+        case .scsi(let address):
+            return scsiDevice(at: address) != nil ? .success(address) : .failure(SCSIResolution(.pending("no SCSI device \(address) on this host")))
+        case .scsiPath(let path): return scsiAddress(ofPath: path)
+        default:
+            preconditionFailure("not a SCSI selector")
+        }
+    }
+
     /// The inventory's `scsi` device at `address`.
     public func scsiDevice(at address: SCSIAddress) -> HostDevice? {
         inventory.devices.first { $0.capability == .scsi && SCSIAddress($0.scsi) == address }

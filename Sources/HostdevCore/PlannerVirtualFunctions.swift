@@ -9,29 +9,29 @@ extension Planning {
     mutating func resolveVF(_ spec: VFSpec, for vm: String) -> PCIAddress? {
         let key = spec.description
         keysOfVM[vm, default: []].insert(key)
-        guard let pf = device(spec.pf) else {
+        let vf: PCIAddress
+        switch inventory.virtualFunction(spec) {
+        case .success(let found): vf = found
+        case .failure(.noPF):
             block(key, "its PF \(spec.pf) is not present on this host (no /sys/bus/pci/devices/\(spec.pf))")
             return nil
-        }
-        guard let sriov = pf.pci?.sriov else {
+        case .failure(.notSRIOV):
             block(key, "\(spec.pf) is not an SR-IOV physical function (no sriov_totalvfs); it has no VF \(spec.index)")
             return nil
-        }
-        guard spec.index < sriov.virtualFunctions.count else {
-            if let setting = manifest.host.sriov.first(where: { $0.pf == spec.pf }), setting.numVFs > spec.index, setting.numVFs != sriov.numVFs {
+        case .failure(.notEnabled(let enabled, let total)):
+            if let setting = manifest.host.sriov.first(where: { $0.pf == spec.pf }), setting.numVFs > spec.index,
+                setting.numVFs != device(spec.pf)?.pci?.sriov?.numVFs
+            {
                 deviceConditions[key] = .pending("\(spec.pf) has no virtfn\(spec.index) yet; waits for host.sriov to enable \(setting.numVFs) VFs")
                 return nil
             }
-            block(key, "\(spec.pf) has no VF \(spec.index) (no virtfn\(spec.index) link: \(sriov.virtualFunctions.count) of \(sriov.totalVFs) VFs enabled); "
+            block(key, "\(spec.pf) has no VF \(spec.index) (no virtfn\(spec.index) link: \(enabled) of \(total) VFs enabled); "
                 + "enable at least \(spec.index + 1) with host.sriov (numvfs) or sriov_numvfs")
             return nil
-        }
-        let vf = sriov.virtualFunctions[spec.index]
-        guard device(vf) != nil else {
+        case .failure(.missing(let vf)):
             block(key, "VF \(spec.index) of \(spec.pf) is \(vf), which is not present on this host")
             return nil
-        }
-        if let group = inventory.groupNumber(of: vf), inventory.groupNumber(of: spec.pf) == group {
+        case .failure(.sharesPFGroup(let vf, let group)):
             frozen.insert(vf)
             block(key, "VF \(spec.index) of \(spec.pf) (\(vf)) shares IOMMU group \(group) with its PF; the PF carries the host's traffic and is never detached for a VF (enable ACS, or give the VM the PF itself with pci:)")
             return nil

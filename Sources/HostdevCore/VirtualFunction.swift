@@ -125,3 +125,34 @@ public struct VFTarget: Sendable, Hashable, Codable, CustomStringConvertible {
     /// `VF 2 of 0000:3b:00.0 (0000:3b:02.2)`.
     public var description: String { "VF \(index) of \(pf) (\(vf))" }
 }
+
+/// Why a `vf:` claim names no VF that can be given to a VM, as the
+/// planner and `check` both find it.
+public enum VFLookupFailure: Error, Sendable, Equatable {
+    /// No PCI function at the PF's address.
+    case noPF
+    /// The function has no SR-IOV capability (no `sriov_totalvfs`).
+    case notSRIOV
+    /// No `virtfnN` link for the index: `enabled` of `total` VFs are enabled.
+    case notEnabled(enabled: Int, total: Int)
+    /// The `virtfnN` link names a function that is not present.
+    case missing(PCIAddress)
+    /// The VF is in its PF's IOMMU group: giving it away would take the PF.
+    case sharesPFGroup(vf: PCIAddress, group: Int)
+}
+
+extension Inventory {
+    /// The VF a claim names, through its PF's `virtfnN` link, or why there
+    /// is none to give.
+    public func virtualFunction(_ spec: VFSpec) -> Result<PCIAddress, VFLookupFailure> {
+        guard let pf = device(at: spec.pf) else { return .failure(.noPF) }
+        guard let sriov = pf.pci?.sriov else { return .failure(.notSRIOV) }
+        guard spec.index < sriov.virtualFunctions.count else {
+            return .failure(.notEnabled(enabled: sriov.virtualFunctions.count, total: sriov.totalVFs))
+        }
+        let vf = sriov.virtualFunctions[spec.index]
+        guard device(at: vf) != nil else { return .failure(.missing(vf)) }
+        if let group = groupNumber(of: vf), groupNumber(of: spec.pf) == group { return .failure(.sharesPFGroup(vf: vf, group: group)) }
+        return .success(vf)
+    }
+}

@@ -17,7 +17,7 @@ struct Check: ParsableCommand {
 
     @OptionGroup var host: HostOptions
 
-    @Option(help: ArgumentHelp("A manifest whose IOMMU groups to check for viability.", valueName: "file"))
+    @Option(help: ArgumentHelp("A manifest whose claims to check: IOMMU group viability, SR-IOV VFs, mediated devices, SCSI and USB devices.", valueName: "file"))
     var manifest: String?
 
     @Option(help: "The group /dev/vfio/N should belong to (the udev rule's GROUP).")
@@ -71,7 +71,8 @@ struct Check: ParsableCommand {
         if let manifest {
             let parsed: Manifest
             do { parsed = try loadManifest(manifest) } catch { throw fail(error) }
-            results += try viability(root, parsed)
+            // The planner's own observation: devices, host uses, mediated devices, disk names.
+            results += CheckReport.claims(parsed, observed: try observe(host: host, observedFile: nil))
             if let domainNames { results += CheckReport.undefinedVMs(parsed, defined: domainNames) }
         }
         let report = CheckReport(findings: results)
@@ -95,60 +96,6 @@ struct Check: ParsableCommand {
             } else {
                 results.append(Finding(.fail, check: "vfio-node", "/dev/vfio/\(node) is \(group), mode \(String(mode, radix: 8)): QEMU will fail with \"error opening /dev/vfio/\(node): Permission denied\"",
                     remedy: "install udev/70-hostdevd-vfio.rules (manifests/install.sh VFIO_GROUP=\(vfioGroup)), then: udevadm control --reload && udevadm trigger -s vfio"))
-            }
-        }
-        return results
-    }
-
-    /// The PCI function a claim names: by address, or by vendor/device ID
-    /// (with `index` among several, by address, as the planner picks).
-    static func resolve(_ selector: DeviceSelector, in inventory: Inventory) -> PCIAddress? {
-        switch selector {
-        case .pci(let address): return address
-        case .pciID(let vendor, let product, let index):
-            let matches = inventory.devices.compactMap { device -> PCIAddress? in
-                guard device.vendorID.flatMap({ UInt16(hexText: $0) }) == vendor, device.productID.flatMap({ UInt16(hexText: $0) }) == product
-                else { return nil }
-                return device.pci?.address
-            }.sorted()
-            if let index { return index < matches.count ? matches[index] : nil }
-            return matches.count == 1 ? matches[0] : nil
-        case .usbID, .usbAddress, .mdev, .scsi, .scsiPath, .vf: return nil
-        }
-    }
-
-    /// Each claimed device's group must be all on vfio-pci (or bridges) when
-    /// its VM starts; say which siblings stand in the way.
-    func viability(_ root: SysfsRoot, _ manifest: Manifest) throws -> [Finding] {
-        let inventory = try InventoryReader(root: root).read()
-        var results: [Finding] = []
-        var checked = Set<Int>()
-        for binding in manifest.bindings {
-            for claim in binding.devices {
-                guard let address = Self.resolve(claim.selector, in: inventory), let device = inventory.device(at: address),
-                    let group = device.pci?.iommuGroup, checked.insert(group).inserted
-                else { continue }
-                let id = DeviceIdentifier.pci(address)
-                let members = inventory.group(group)?.members ?? [address]
-                let strangers = members.compactMap { inventory.device(at: $0) }
-                    .filter { !($0.pci?.isBridge ?? false) && $0.driver != "vfio-pci" && $0.driver != "pci-stub" && $0.driver != nil }
-                let list = strangers.map { "\($0.pci!.address) (\($0.driver!))" }.joined(separator: ", ")
-                if strangers.isEmpty {
-                    results.append(Finding(.pass, check: "iommu-group", "IOMMU group \(group) of \(address) (\(binding.vm)): \(members.count) device(s), all ready", device: id, vm: binding.vm))
-                } else if claim.group != .device {
-                    let others = strangers.filter { $0.pci?.address != address }.map { "\($0.pci!.address) (\($0.driver!))" }
-                    guard !others.isEmpty else {
-                        results.append(Finding(.pass, check: "iommu-group", "IOMMU group \(group) of \(address) (\(binding.vm)): \(members.count) device(s), hostdevd moves them together", device: id, vm: binding.vm))
-                        continue
-                    }
-                    results.append(Finding(.warn, check: "iommu-group", "IOMMU group \(group) of \(address) (\(binding.vm)): hostdevd will also take \(others.joined(separator: ", ")) off their host drivers (group: \(claim.group.rawValue))",
-                        remedy: "make sure the host can spare them (hostdevd refuses any the host visibly uses, but a chipset function such as an LPC bridge or SMBus has uses it cannot see)",
-                        device: id, vm: binding.vm))
-                } else {
-                    results.append(Finding(.fail, check: "iommu-group", "group \(group) is not viable for \(address) (\(binding.vm)): \(list) still on host drivers",
-                        remedy: "VFIO needs every non-bridge device of the group on vfio-pci or on no driver: claim the whole group (group: attach, or hold for devices the VM should not see), or unbind those devices (allowing unsafe interrupts does not help here: that option is about interrupt remapping, not viability)",
-                        device: id, vm: binding.vm))
-                }
             }
         }
         return results

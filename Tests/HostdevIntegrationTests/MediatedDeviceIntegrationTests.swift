@@ -15,7 +15,7 @@ private let gvt8 = "i915-GVTg_V5_8"
 
 /// The workstation tree with its iGPU a GVT-g parent: one instance of
 /// V5_4 left, two of V5_8.
-private func gvtTree() -> SysfsTree {
+func gvtTree() -> SysfsTree {
     let tree = SysfsTree.workstation()
     tree.addMdevParent(igpu, types: [
         .init(gvt4, name: "GVTg_V5_4", description: "low_gm_size: 128MB\nresolution: 1920x1200", available: 1),

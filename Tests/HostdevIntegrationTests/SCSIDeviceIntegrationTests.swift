@@ -11,7 +11,7 @@ import Testing
 
 /// The workstation tree (sda on the SATA controller holds /srv/data) with
 /// a spare disk sdb at 1:0:0:0 on the same controller, named by id.
-private func scsiTree() -> SysfsTree {
+func scsiTree() -> SysfsTree {
     let tree = SysfsTree.workstation()
     tree.addSCSIDisk(under: tree.pciPath(PCIAddress("0000:00:17.0")!), host: 1, disk: "sdb", generic: "sg1", vendor: "ATA", model: "ST4000VN008")
     FileTree.makeDirectory(tree.host("/dev/disk/by-id"))

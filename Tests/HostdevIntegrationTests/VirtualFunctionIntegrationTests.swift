@@ -23,7 +23,7 @@ private let vfManifest = """
     """
 
 /// The workstation with an I350 whose PF carries the host's traffic, two VFs on igbvf.
-private func sriovTree() -> SysfsTree {
+func sriovTree() -> SysfsTree {
     let tree = SysfsTree.workstation()
     tree.addSRIOVNIC()
     return tree
@@ -210,6 +210,73 @@ private func sriovTree() -> SysfsTree {
         try expectValid("plan", text)
         #expect(text.contains("\"action\": \"configureVF\"") && text.contains("\"vf 0000:03:00.0 index 1\""), "\(text)")
         #expect(text.contains("\"summary\": \"add <interface type='hostdev'> pci 0000:04:00.1 to win11's config\""))
+    }
+
+    /// `hostdevctl plan --format json` on a snapshot of the SR-IOV host: the
+    /// configureVF step says what it sets as fields.
+    @Test func planJSONOfAVFClaimCarriesItsSettings() throws {
+        let tree = sriovTree()
+        var observed = ObservedHost(inventory: try InventoryReader(root: tree.sysfs).read(), domains: [DomainState(name: "win11", state: .shutoff)])
+        observed.vfSettings = [vf1: FakeVFConfigurator.defaults]
+        let dir = FileTree.makeTemporaryDirectory(prefix: "hostdev-vf-plan")
+        defer { FileTree.remove(dir) }
+        FileTree.write(dir + "/host.json", String(decoding: try JSONEncoder().encode(observed), as: UTF8.self))
+        FileTree.write(dir + "/bindings.yaml", vfManifest)
+        let result = try hostdevctl("plan", "--observed", dir + "/host.json", "--manifest", dir + "/bindings.yaml", "--state-dir", dir + "/state", "--format", "json")
+        #expect(result.status == 2, "\(result.stdout)\(result.stderr)")
+        try expectValid("plan", result.stdout)
+        let steps = try #require(try jsonObject(result.stdout)["steps"] as? [[String: Any]])
+        let configure = try #require(steps.first { $0["action"] as? String == "configureVF" }, "\(steps)")
+        let vf = try #require(configure["vf"] as? [String: Any])
+        #expect(vf["pf"] as? String == "0000:03:00.0" && vf["index"] as? Int == 1 && vf["address"] as? String == "0000:04:00.1")
+        #expect(vf["mac"] as? String == "52:54:00:12:34:56" && vf["vlan"] as? Int == 100 && vf["spoofchk"] as? Bool == false && vf["trust"] == nil)
+    }
+
+    /// VF, mdev and SCSI steps carry their parameters as fields, not only in
+    /// the summary; the schema requires them.
+    @Test func stepsCarryTheirParametersAsFields() throws {
+        let target = VFTarget(pf: pf, index: 1, vf: vf1)
+        let mdev = MdevSpec(uuid: "4b20d080-1b54-4048-85b3-a6a62d165c01", parent: PCIAddress("0000:00:02.0")!, type: "i915-GVTg_V5_4")
+        let disk = SCSIAddress(host: 1, bus: 0, target: 2, unit: 3)
+        let plan = Plan(
+            steps: [
+                Step(.configureVF(target, VFSettings(mac: guestMAC, vlan: 100, trust: false, spoofchk: true), previous: VFSettings(), vm: "win11"), reason: "r"),
+                Step(.restoreVF(target, VFSettings(mac: .zero, vlan: 0), apply: true), reason: "r"),
+                Step(.restoreVF(target, VFSettings(vlan: 0), apply: false), reason: "r"),
+                Step(.createMdev(mdev, vm: "win11"), reason: "r"),
+                Step(.removeMdev(mdev, destroy: false), reason: "r"),
+                Step(.attachConfig(vm: "win11", .ours(.scsi(disk))), reason: "r"),
+                Step(.attachConfig(vm: "win11", .ours(.pci(vf1))), reason: "r"),
+            ],
+            bindings: ["win11": .pending("7 step(s) to apply")], devices: [:], notes: [])
+        let text = PlanDocument(plan: plan, inventory: nil).json.rendered()
+        try expectValid("plan", text)
+        let steps = try #require(try jsonObject(text)["steps"] as? [[String: Any]])
+        let configured = try #require(steps[0]["vf"] as? [String: Any])
+        #expect(configured["pf"] as? String == "0000:03:00.0" && configured["index"] as? Int == 1 && configured["address"] as? String == "0000:04:00.1")
+        #expect(configured["mac"] as? String == "52:54:00:12:34:56" && configured["vlan"] as? Int == 100)
+        #expect(configured["trust"] as? Bool == false && configured["spoofchk"] as? Bool == true && configured["restore"] == nil)
+        let restored = try #require(steps[1]["vf"] as? [String: Any])
+        #expect(restored["mac"] as? String == "00:00:00:00:00:00" && restored["vlan"] as? Int == 0 && restored["restore"] as? Bool == true)
+        #expect(restored["trust"] == nil && restored["spoofchk"] == nil)
+        #expect((steps[2]["vf"] as? [String: Any])?["restore"] as? Bool == false)
+        let created = try #require(steps[3]["mdev"] as? [String: Any])
+        #expect(created["uuid"] as? String == mdev.uuid && created["parent"] as? String == "0000:00:02.0" && created["type"] as? String == "i915-GVTg_V5_4")
+        #expect(created["destroy"] == nil)
+        #expect((steps[4]["mdev"] as? [String: Any])?["destroy"] as? Bool == false)
+        let scsi = try #require(steps[5]["scsi"] as? [String: Any])
+        #expect(scsi["host"] as? Int == 1 && scsi["bus"] as? Int == 0 && scsi["target"] as? Int == 2 && scsi["unit"] as? Int == 3)
+        #expect(steps[6]["scsi"] == nil && steps[6]["vf"] == nil)
+        // The schema holds them to it: a step without its parameters fails.
+        for (field, action) in [("vf", "configureVF"), ("mdev", "createMdev"), ("scsi", "attachConfig")] {
+            var broken = try jsonObject(text)
+            var brokenSteps = steps
+            let index = try #require(brokenSteps.firstIndex { $0[field] != nil && $0["action"] as? String == action })
+            brokenSteps[index][field] = nil
+            broken["steps"] = brokenSteps
+            let data = try JSONSerialization.data(withJSONObject: broken)
+            #expect(try !schemaCheck("plan", String(decoding: data, as: UTF8.self)).valid, "\(field)")
+        }
     }
 }
 
