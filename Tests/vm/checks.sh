@@ -574,8 +574,9 @@ bindings:
     grep -q "$want" <<< "$after" || { say "ip link does not show \"$want\" for VF 1"; ok=1; }
   done
   $H devices --connect test:///default > $E/devices-vf.txt 2>&1
-  grep -E "$PF|$VF" $E/devices-vf.txt | sed "s/^/  /"
-  grep "$VF" $E/devices-vf.txt | grep -q "vf_mac=52:54:00:12:34:56" || { say "devices does not show the VF MAC"; ok=1; }
+  vfname=pci_$(tr ":." "__" <<< "$VF")
+  grep -E "pci_$(tr ":." "__" <<< "$PF")|$vfname" $E/devices-vf.txt | sed "s/^/  /"
+  grep "$vfname " $E/devices-vf.txt | grep -q "vf_mac=52:54:00:12:34:56 vf_vlan=100" || { say "devices does not show the VF MAC and VLAN"; ok=1; }
   put $M "version: 1
 bindings: []
 "
