@@ -56,8 +56,7 @@ extension CheckReport {
             return .success(address)
         case .pciID(let vendor, let product, let index):
             let matches = inventory.devices.compactMap { device -> PCIAddress? in
-                guard device.vendorID.flatMap({ UInt16(hexText: $0) }) == vendor, device.productID.flatMap({ UInt16(hexText: $0) }) == product
-                else { return nil }
+                guard device.hasID(vendor: vendor, product: product) else { return nil }
                 return device.pci?.address
             }.sorted()
             if let index {

@@ -73,7 +73,7 @@ public struct DescribeDocument: JSONDocument, Sendable {
             }
             return .found(.usb(device))
         case .usbID(let vendor, let product):
-            let matches = usbDevices.filter { Self.hasID($0, vendor, product) }
+            let matches = usbDevices.filter { $0.hasID(vendor: vendor, product: product) }
             switch matches.count {
             case 0: return absent("no USB device with this ID on this host", among: assignableUSB.compactMap(Self.idIdentifier))
             case 1: return .found(.usb(matches[0]))
@@ -110,10 +110,6 @@ public struct DescribeDocument: JSONDocument, Sendable {
         }
     }
 
-    static func hasID(_ device: HostDevice, _ vendor: UInt16, _ product: UInt16) -> Bool {
-        device.vendorID.flatMap { UInt16(hexText: $0) } == vendor && device.productID.flatMap { UInt16(hexText: $0) } == product
-    }
-
     /// `usb 046d:c52b` for a USB device with both IDs.
     static func idIdentifier(_ device: HostDevice) -> String? {
         guard let vendor = device.vendorID.flatMap({ UInt16(hexText: $0) }), let product = device.productID.flatMap({ UInt16(hexText: $0) }) else { return nil }
@@ -137,7 +133,7 @@ public struct DescribeDocument: JSONDocument, Sendable {
             var sources: [HostdevEntry.Source] = []
             if let bus = device.usb?.bus, let number = device.usb?.device { sources.append(.usbAddress(bus: bus, device: number)) }
             if let vendor = device.vendorID.flatMap({ UInt16(hexText: $0) }), let product = device.productID.flatMap({ UInt16(hexText: $0) }),
-                observed.inventory.devices.filter({ $0.capability == .usbDevice && Self.hasID($0, vendor, product) }).count == 1
+                observed.inventory.devices.filter({ $0.capability == .usbDevice && $0.hasID(vendor: vendor, product: product) }).count == 1
             {
                 sources.append(.usbID(vendor: vendor, product: product))
             }

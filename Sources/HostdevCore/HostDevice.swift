@@ -76,6 +76,13 @@ public struct HostDevice: Sendable, Equatable, Codable {
     }
 }
 
+extension HostDevice {
+    /// Whether its vendor and product IDs are these (a claim or query by ID).
+    public func hasID(vendor: UInt16, product: UInt16) -> Bool {
+        vendorID.flatMap { UInt16(hexText: $0) } == vendor && productID.flatMap { UInt16(hexText: $0) } == product
+    }
+}
+
 /// What only a PCI function has.
 public struct PCIFunction: Sendable, Equatable, Codable {
     public var address: PCIAddress

@@ -298,8 +298,7 @@ extension Inventory {
     /// bus, then device number: the order a claim's `index: N` counts in.
     public func usbDevices(vendor: UInt16, product: UInt16) -> [HostDevice] {
         devices.filter { device in
-            device.capability == .usbDevice && !(device.usb?.isRootHub ?? false)
-                && device.vendorID.flatMap { UInt16(hexText: $0) } == vendor && device.productID.flatMap { UInt16(hexText: $0) } == product
+            device.capability == .usbDevice && !(device.usb?.isRootHub ?? false) && device.hasID(vendor: vendor, product: product)
         }.sorted { ($0.usb?.bus ?? 0, $0.usb?.device ?? 0) < ($1.usb?.bus ?? 0, $1.usb?.device ?? 0) }
     }
 

@@ -244,10 +244,6 @@ struct Planning {
         return resolved
     }
 
-    func idMatches(_ device: HostDevice, _ vendor: UInt16, _ product: UInt16) -> Bool {
-        device.vendorID.flatMap { UInt16(hexText: $0) } == vendor && device.productID.flatMap { UInt16(hexText: $0) } == product
-    }
-
     /// One of several ID matches: `index` picks, otherwise exactly one must match.
     mutating func pick<T>(_ matches: [T], index: Int?, key: String, described: (T) -> String) -> T? {
         if let index {
@@ -625,7 +621,7 @@ struct Planning {
     /// either form of the same device compares equal.
     func physical(_ source: HostdevEntry.Source) -> HostdevEntry.Source {
         guard case .usbID(let vendor, let product) = source else { return source }
-        let matches = inventory.devices.filter { $0.capability == .usbDevice && idMatches($0, vendor, product) }
+        let matches = inventory.devices.filter { $0.capability == .usbDevice && $0.hasID(vendor: vendor, product: product) }
         guard matches.count == 1, let bus = matches[0].usb?.bus, let device = matches[0].usb?.device else { return source }
         return .usbAddress(bus: bus, device: device)
     }
